@@ -2,12 +2,38 @@
 //!
 //! Modules:
 //! - [`secret`]: tokens, passwords and keys as types that cannot be printed.
-//! - [`env`]: the injected clock and randomness.
+//! - [`env`](mod@env): the injected clock and randomness.
 //! - [`srp`]: SRP-6a exactly as Cognito computes it, SECRET_HASH and the TIMESTAMP format (pure).
+//! - [`error`]: the one [`Error`] type, Cognito's error codes and their [`ErrorClass`].
+//! - [`pool`]: user pool IDs, app clients and regional endpoints.
+//! - [`wire`]: the cognito-idp JSON 1.1 request and reply types.
+//! - [`client`]: the only HTTP code, [`CognitoClient`].
+//! - [`tokens`]: claims, [`TokenSet`] expiry and skew, JWKS verification.
+//! - [`flow`]: the sign-in state machine (pure: replies in, requests or challenges out).
+//! - [`authenticator`]: the async driver, [`Authenticator`]: login, challenges, refresh, sign-out.
 //!
 //! Nothing in this crate reads the environment, the file system, the keyring or the clock by
 //! itself: the caller injects a [`env::Clock`] and an [`env::Entropy`].
 
+#![warn(missing_docs)]
+
+pub mod authenticator;
+pub mod client;
 pub mod env;
+pub mod error;
+pub mod flow;
+pub mod pool;
 pub mod secret;
 pub mod srp;
+pub mod tokens;
+pub mod wire;
+
+pub use authenticator::{Authenticator, Refreshed, RefreshRequest};
+pub use client::{ClientOptions, CognitoClient};
+pub use error::{Error, ErrorClass, ErrorCode, RefreshFailure, ServiceError};
+pub use flow::{
+    AuthFlow, Challenge, ChallengeAnswer, DeviceCredentials, DeviceRemembering, LoginRequest,
+    LoginStep, LoginSuccess, MfaType, PendingLogin, RespondError,
+};
+pub use pool::{AppClient, EndpointVariant, UserPoolId, regional_endpoint};
+pub use tokens::{Claims, Expectation, Jwks, TokenSet, TokenUse};
