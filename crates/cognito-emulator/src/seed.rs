@@ -1,0 +1,590 @@
+//! The TOML seed (design.md §9 plus extras): pools, app clients and users, parsed strictly.
+//!
+//! Unknown keys and bad enum values are rejected by the TOML layer with their line and column;
+//! range and shape checks after parsing name the offending key, e.g. `pools[0].clients[1].session_ttl`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A validated seed: what the emulator starts with.
+#[derive(Clone)]
+pub struct Seed {
+    pub(crate) pools: Vec<PoolSeed>,
+}
+
+impl fmt::Debug for Seed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Seeds hold passwords and client secrets: show only the shape.
+        let mut list = f.debug_list();
+        for pool in &self.pools {
+            list.entry(&format_args!(
+                "{} ({} clients, {} users)",
+                pool.id,
+                pool.clients.len(),
+                pool.users.len()
+            ));
+        }
+        list.finish()
+    }
+}
+
+/// Why a seed was rejected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SeedError {
+    /// Not TOML, an unknown key, a wrong type or an unknown enum value (with line and column).
+    #[error("invalid seed: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value out of range or of the wrong shape.
+    #[error("invalid seed: `{key}`: {message}")]
+    Invalid {
+        /// The dotted path of the key, e.g. `pools[0].users[2].totp_secret`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The seed file could not be read.
+    #[error("cannot read seed file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Seed {
+    /// Parses and validates a seed.
+    pub fn from_toml(text: &str) -> Result<Seed, SeedError> {
+        let file: SeedFile = toml::from_str(text)?;
+        validate(&file.pools)?;
+        Ok(Seed { pools: file.pools })
+    }
+
+    /// Reads, parses and validates a seed file.
+    pub fn from_file(path: &Path) -> Result<Seed, SeedError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SeedError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Seed::from_toml(&text)
+    }
+
+    /// The pool IDs, in seed order.
+    pub fn pool_ids(&self) -> Vec<&str> {
+        self.pools.iter().map(|p| p.id.as_str()).collect()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedFile {
+    #[serde(default)]
+    pools: Vec<PoolSeed>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PoolSeed {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) device_tracking: DeviceTracking,
+    #[serde(default)]
+    pub(crate) mfa: PoolMfa,
+    /// `["email"]` makes email the sign-in name; internal usernames are then the `sub`.
+    #[serde(default)]
+    pub(crate) username_attributes: Vec<String>,
+    #[serde(default)]
+    pub(crate) password_policy: PasswordPolicy,
+    #[serde(default = "defaults::lockout_threshold")]
+    pub(crate) lockout_threshold: u32,
+    #[serde(default = "defaults::lockout_seconds")]
+    pub(crate) lockout_seconds: u64,
+    /// What MFA_SETUP offers in MFAS_CAN_SETUP.
+    #[serde(default = "defaults::mfa_setup")]
+    pub(crate) mfa_setup: Vec<String>,
+    #[serde(default)]
+    pub(crate) clients: Vec<ClientSeed>,
+    #[serde(default)]
+    pub(crate) users: Vec<UserSeed>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum DeviceTracking {
+    #[default]
+    Off,
+    Always,
+    UserOptIn,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PoolMfa {
+    #[default]
+    Off,
+    Optional,
+    On,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct PasswordPolicy {
+    pub(crate) min_length: usize,
+    pub(crate) require_uppercase: bool,
+    pub(crate) require_lowercase: bool,
+    pub(crate) require_numbers: bool,
+    pub(crate) require_symbols: bool,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy {
+            min_length: 8,
+            require_uppercase: true,
+            require_lowercase: true,
+            require_numbers: true,
+            require_symbols: true,
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientSeed {
+    pub(crate) id: String,
+    pub(crate) secret: Option<String>,
+    #[serde(default = "defaults::token_ttl")]
+    pub(crate) access_token_ttl: u64,
+    #[serde(default = "defaults::token_ttl")]
+    pub(crate) id_token_ttl: u64,
+    #[serde(default = "defaults::refresh_token_ttl")]
+    pub(crate) refresh_token_ttl: u64,
+    #[serde(default = "defaults::session_ttl")]
+    pub(crate) session_ttl: u64,
+    #[serde(default)]
+    pub(crate) rotation: RotationSeed,
+    /// ExplicitAuthFlows (`ALLOW_*`); default: all of them.
+    pub(crate) flows: Option<Vec<String>>,
+    /// Default: on unless rotation is enabled (rotating clients cannot use REFRESH_TOKEN_AUTH).
+    pub(crate) refresh_token_auth_enabled: Option<bool>,
+    #[serde(default = "defaults::yes")]
+    pub(crate) prevent_user_existence_errors: bool,
+    #[serde(default = "defaults::yes")]
+    pub(crate) token_revocation: bool,
+    /// Whether PASSWORD_VERIFIER / DEVICE_PASSWORD_VERIFIER challenges carry a Session.
+    #[serde(default)]
+    pub(crate) srp_challenge_session: bool,
+    /// USER_AUTH first factors offered; default PASSWORD, PASSWORD_SRP, EMAIL_OTP, SMS_OTP.
+    pub(crate) first_auth_factors: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotationSeed {
+    #[serde(default)]
+    pub(crate) enabled: bool,
+    #[serde(default)]
+    pub(crate) grace_seconds: u64,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserSeed {
+    /// The sign-in name; in email pools it defaults to (and must equal) `email`.
+    pub(crate) username: Option<String>,
+    pub(crate) password: String,
+    #[serde(default)]
+    pub(crate) status: UserStatus,
+    #[serde(default = "defaults::yes")]
+    pub(crate) enabled: bool,
+    pub(crate) email: Option<String>,
+    #[serde(default = "defaults::yes")]
+    pub(crate) email_verified: bool,
+    pub(crate) phone_number: Option<String>,
+    #[serde(default = "defaults::yes")]
+    pub(crate) phone_number_verified: bool,
+    pub(crate) sub: Option<String>,
+    #[serde(default)]
+    pub(crate) mfa: UserMfa,
+    #[serde(default = "defaults::yes")]
+    pub(crate) mfa_preferred: bool,
+    #[serde(default)]
+    pub(crate) sms_mfa: bool,
+    #[serde(default)]
+    pub(crate) email_mfa: bool,
+    #[serde(default)]
+    pub(crate) totp_mfa: bool,
+    pub(crate) totp_secret: Option<String>,
+    #[serde(default)]
+    pub(crate) attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) required_attributes: Vec<String>,
+    pub(crate) custom_challenge_answer: Option<String>,
+    #[serde(default)]
+    pub(crate) groups: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub(crate) enum UserStatus {
+    #[default]
+    #[serde(rename = "CONFIRMED")]
+    Confirmed,
+    #[serde(rename = "FORCE_CHANGE_PASSWORD")]
+    ForceChangePassword,
+    #[serde(rename = "RESET_REQUIRED")]
+    ResetRequired,
+    #[serde(rename = "UNCONFIRMED")]
+    Unconfirmed,
+}
+
+impl UserStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Confirmed => "CONFIRMED",
+            UserStatus::ForceChangePassword => "FORCE_CHANGE_PASSWORD",
+            UserStatus::ResetRequired => "RESET_REQUIRED",
+            UserStatus::Unconfirmed => "UNCONFIRMED",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum UserMfa {
+    #[default]
+    None,
+    Totp,
+    Sms,
+    Email,
+}
+
+pub(crate) const ALL_FLOWS: [&str; 5] = [
+    "ALLOW_USER_SRP_AUTH",
+    "ALLOW_USER_PASSWORD_AUTH",
+    "ALLOW_CUSTOM_AUTH",
+    "ALLOW_USER_AUTH",
+    "ALLOW_REFRESH_TOKEN_AUTH",
+];
+const ALL_FIRST_FACTORS: [&str; 4] = ["PASSWORD", "PASSWORD_SRP", "EMAIL_OTP", "SMS_OTP"];
+const MFA_SETUP_TYPES: [&str; 3] = ["SOFTWARE_TOKEN_MFA", "EMAIL_OTP", "SMS_MFA"];
+
+impl ClientSeed {
+    pub(crate) fn flows(&self) -> BTreeSet<String> {
+        match &self.flows {
+            Some(flows) => flows.iter().cloned().collect(),
+            None => ALL_FLOWS.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+
+    pub(crate) fn first_auth_factors(&self) -> Vec<String> {
+        match &self.first_auth_factors {
+            Some(factors) => factors.clone(),
+            None => ALL_FIRST_FACTORS.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+
+    pub(crate) fn refresh_token_auth(&self) -> bool {
+        self.refresh_token_auth_enabled
+            .unwrap_or(!self.rotation.enabled && self.flows().contains("ALLOW_REFRESH_TOKEN_AUTH"))
+    }
+}
+
+mod defaults {
+    pub(super) fn lockout_threshold() -> u32 {
+        5
+    }
+    pub(super) fn lockout_seconds() -> u64 {
+        900
+    }
+    pub(super) fn mfa_setup() -> Vec<String> {
+        vec!["SOFTWARE_TOKEN_MFA".to_owned()]
+    }
+    pub(super) fn token_ttl() -> u64 {
+        3600
+    }
+    pub(super) fn refresh_token_ttl() -> u64 {
+        30 * 86_400
+    }
+    pub(super) fn session_ttl() -> u64 {
+        180
+    }
+    pub(super) fn yes() -> bool {
+        true
+    }
+}
+
+fn invalid(key: String, message: impl Into<String>) -> SeedError {
+    SeedError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+fn check_range(key: String, value: u64, min: u64, max: u64) -> Result<(), SeedError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("{value} is out of range {min}..={max}"),
+        ))
+    }
+}
+
+fn is_word(s: &str, extra: &[char]) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(&c))
+}
+
+/// Splits `<region>_<name>`; both parts as the service allows them.
+pub(crate) fn split_pool_id(id: &str) -> Option<(&str, &str)> {
+    let (region, name) = id.split_once('_')?;
+    let region_ok = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && region.chars().any(|c| c.is_ascii_digit());
+    let name_ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric());
+    (region_ok && name_ok).then_some((region, name))
+}
+
+fn validate(pools: &[PoolSeed]) -> Result<(), SeedError> {
+    let mut pool_ids = BTreeSet::new();
+    let mut client_ids = BTreeSet::new();
+    for (p, pool) in pools.iter().enumerate() {
+        let at = |key: &str| format!("pools[{p}].{key}");
+        if split_pool_id(&pool.id).is_none() {
+            return Err(invalid(
+                at("id"),
+                format!("{:?} is not <region>_<name>, e.g. us-east-1_Demo1", pool.id),
+            ));
+        }
+        if !pool_ids.insert(pool.id.as_str()) {
+            return Err(invalid(
+                at("id"),
+                format!("duplicate pool id {:?}", pool.id),
+            ));
+        }
+        match pool.username_attributes.as_slice() {
+            [] => {}
+            [only] if only == "email" => {}
+            _ => {
+                return Err(invalid(
+                    at("username_attributes"),
+                    "only [] or [\"email\"] is supported",
+                ));
+            }
+        }
+        check_range(
+            at("lockout_threshold"),
+            pool.lockout_threshold.into(),
+            1,
+            100,
+        )?;
+        check_range(at("lockout_seconds"), pool.lockout_seconds, 1, 86_400)?;
+        check_range(
+            at("password_policy.min_length"),
+            pool.password_policy.min_length as u64,
+            6,
+            99,
+        )?;
+        for (i, kind) in pool.mfa_setup.iter().enumerate() {
+            if !MFA_SETUP_TYPES.contains(&kind.as_str()) {
+                return Err(invalid(
+                    at(&format!("mfa_setup[{i}]")),
+                    format!("{kind:?} is not one of {MFA_SETUP_TYPES:?}"),
+                ));
+            }
+        }
+        for (c, client) in pool.clients.iter().enumerate() {
+            let at = |key: &str| format!("pools[{p}].clients[{c}].{key}");
+            // The service's ids are [\w+]+; `-` is allowed too, as in design.md's example.
+            if !is_word(&client.id, &['+', '-']) || client.id.len() > 128 {
+                return Err(invalid(
+                    at("id"),
+                    format!("{:?} must match [\\w+-]{{1,128}}", client.id),
+                ));
+            }
+            if !client_ids.insert(client.id.as_str()) {
+                return Err(invalid(
+                    at("id"),
+                    format!("duplicate client id {:?}", client.id),
+                ));
+            }
+            if let Some(secret) = &client.secret {
+                if !is_word(secret, &['+', '/', '=', '-']) || secret.len() > 128 {
+                    return Err(invalid(
+                        at("secret"),
+                        "must be 1..=128 characters of [\\w+/=-]",
+                    ));
+                }
+            }
+            check_range(at("access_token_ttl"), client.access_token_ttl, 1, 86_400)?;
+            check_range(at("id_token_ttl"), client.id_token_ttl, 1, 86_400)?;
+            check_range(
+                at("refresh_token_ttl"),
+                client.refresh_token_ttl,
+                1,
+                315_360_000,
+            )?;
+            check_range(at("session_ttl"), client.session_ttl, 1, 900)?;
+            check_range(
+                at("rotation.grace_seconds"),
+                client.rotation.grace_seconds,
+                0,
+                60,
+            )?;
+            for (i, flow) in client.flows().iter().enumerate() {
+                if !ALL_FLOWS.contains(&flow.as_str()) {
+                    return Err(invalid(
+                        at(&format!("flows[{i}]")),
+                        format!("{flow:?} is not one of {ALL_FLOWS:?}"),
+                    ));
+                }
+            }
+            if client.rotation.enabled && client.refresh_token_auth_enabled == Some(true) {
+                return Err(invalid(
+                    at("refresh_token_auth_enabled"),
+                    "a client with refresh token rotation cannot allow REFRESH_TOKEN_AUTH",
+                ));
+            }
+            for (i, factor) in client.first_auth_factors().iter().enumerate() {
+                if !ALL_FIRST_FACTORS.contains(&factor.as_str()) {
+                    return Err(invalid(
+                        at(&format!("first_auth_factors[{i}]")),
+                        format!("{factor:?} is not one of {ALL_FIRST_FACTORS:?}"),
+                    ));
+                }
+            }
+        }
+        validate_users(p, pool)?;
+    }
+    Ok(())
+}
+
+fn validate_users(p: usize, pool: &PoolSeed) -> Result<(), SeedError> {
+    let email_pool = !pool.username_attributes.is_empty();
+    let mut names = BTreeSet::new();
+    let mut subs = BTreeSet::new();
+    for (u, user) in pool.users.iter().enumerate() {
+        let at = |key: &str| format!("pools[{p}].users[{u}].{key}");
+        let name = match (&user.username, &user.email) {
+            (Some(name), Some(email)) if email_pool && !name.eq_ignore_ascii_case(email) => {
+                return Err(invalid(
+                    at("username"),
+                    "in a pool with username_attributes = [\"email\"] it must equal email or be omitted",
+                ));
+            }
+            (_, None) if email_pool => {
+                return Err(invalid(
+                    at("email"),
+                    "required in a pool with username_attributes = [\"email\"]",
+                ));
+            }
+            (Some(name), _) => name.clone(),
+            (None, Some(email)) if email_pool => email.clone(),
+            (None, _) => return Err(invalid(at("username"), "missing")),
+        };
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                at("username"),
+                "must be 1..=128 characters without whitespace",
+            ));
+        }
+        if !names.insert(name.to_lowercase()) {
+            return Err(invalid(
+                at("username"),
+                format!("duplicate username {name:?}"),
+            ));
+        }
+        if let Some(sub) = &user.sub {
+            if !is_word(sub, &['-']) || sub.len() > 64 {
+                return Err(invalid(at("sub"), "must be 1..=64 characters of [\\w-]"));
+            }
+            if !subs.insert(sub.clone()) {
+                return Err(invalid(at("sub"), format!("duplicate sub {sub:?}")));
+            }
+        }
+        if user.password.is_empty() {
+            return Err(invalid(at("password"), "must not be empty"));
+        }
+        if let Some(email) = &user.email {
+            if !email.contains('@') || email.chars().any(char::is_whitespace) {
+                return Err(invalid(
+                    at("email"),
+                    format!("{email:?} is not an email address"),
+                ));
+            }
+        }
+        if let Some(phone) = &user.phone_number {
+            let digits = phone.strip_prefix('+').unwrap_or("");
+            if !(4..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(
+                    at("phone_number"),
+                    format!("{phone:?} is not E.164 (+ and 4..=15 digits)"),
+                ));
+            }
+        }
+        if let Some(secret) = &user.totp_secret {
+            if crate::totp::decode_secret(secret).is_none_or(|key| key.len() < 10) {
+                return Err(invalid(
+                    at("totp_secret"),
+                    "must be base32 of at least 10 bytes (16 characters)",
+                ));
+            }
+        }
+        let totp = user.totp_mfa || user.mfa == UserMfa::Totp;
+        let sms = user.sms_mfa || user.mfa == UserMfa::Sms;
+        let email_mfa = user.email_mfa || user.mfa == UserMfa::Email;
+        if totp && user.totp_secret.is_none() {
+            return Err(invalid(
+                at("totp_secret"),
+                "required when TOTP MFA is enabled",
+            ));
+        }
+        if sms && user.phone_number.is_none() {
+            return Err(invalid(
+                at("phone_number"),
+                "required when SMS MFA is enabled",
+            ));
+        }
+        if email_mfa && user.email.is_none() {
+            return Err(invalid(at("email"), "required when email MFA is enabled"));
+        }
+        for key in user.attributes.keys() {
+            if matches!(
+                key.as_str(),
+                "sub" | "email" | "phone_number" | "email_verified" | "phone_number_verified"
+            ) {
+                return Err(invalid(
+                    at(&format!("attributes.{key}")),
+                    "set it with the user's own key, not in attributes",
+                ));
+            }
+            if key.is_empty() || key.len() > 32 + 7 {
+                return Err(invalid(
+                    at(&format!("attributes.{key}")),
+                    "bad attribute name",
+                ));
+            }
+        }
+        for (i, attr) in user.required_attributes.iter().enumerate() {
+            if attr == "sub" || attr.is_empty() || attr.starts_with("userAttributes.") {
+                return Err(invalid(
+                    at(&format!("required_attributes[{i}]")),
+                    "give plain attribute names other than sub",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
