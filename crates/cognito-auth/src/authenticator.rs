@@ -228,7 +228,8 @@ impl Authenticator {
     /// The fallback is remembered at once when the endpoint plainly does not know the operation
     /// ([`Error::is_unknown_operation`]). A bare HTML/empty HTTP 500 (moto's answer for anything
     /// unimplemented, but also a possible real fault) gets one fallback try, remembered only if
-    /// it works; if it fails the original error is returned.
+    /// it works or judges the token itself (revoked, expired, invalid: that verdict is
+    /// returned); any other fallback failure returns the original error.
     #[tracing::instrument(skip_all, fields(device = request.device.is_some()))]
     pub async fn refresh(&self, request: RefreshRequest<'_>) -> Result<Refreshed, Error> {
         if !self.uses_refresh_fallback() {
@@ -261,6 +262,14 @@ impl Authenticator {
                             );
                             self.inner.refresh_fallback.store(true, Ordering::Relaxed);
                             Ok(refreshed)
+                        }
+                        // The endpoint ran REFRESH_TOKEN_AUTH and judged the token itself
+                        // (revoked, expired): that verdict is the answer, and the endpoint
+                        // evidently speaks the fallback. Reporting the bare 500 instead would
+                        // make the caller retry a dead token forever.
+                        Err(fallback_error) if fallback_error.refresh_failure().is_some() => {
+                            self.inner.refresh_fallback.store(true, Ordering::Relaxed);
+                            Err(fallback_error)
                         }
                         Err(fallback_error) => {
                             tracing::debug!(error = %fallback_error, "REFRESH_TOKEN_AUTH fallback failed too");

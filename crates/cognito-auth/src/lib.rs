@@ -28,7 +28,7 @@ pub mod srp;
 pub mod tokens;
 pub mod wire;
 
-pub use authenticator::{Authenticator, Refreshed, RefreshRequest};
+pub use authenticator::{Authenticator, RefreshRequest, Refreshed};
 pub use client::{ClientOptions, CognitoClient};
 pub use error::{Error, ErrorClass, ErrorCode, RefreshFailure, ServiceError};
 pub use flow::{

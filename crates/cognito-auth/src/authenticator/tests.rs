@@ -604,6 +604,37 @@ async fn a_bare_html_500_gets_one_fallback_try_remembered_only_if_it_works() {
 }
 
 #[tokio::test]
+async fn a_bare_500_then_a_revoked_verdict_from_the_fallback_is_the_answer() {
+    // moto after GlobalSignOut: HTML 500 for GetTokensFromRefreshToken, and REFRESH_TOKEN_AUTH
+    // says the token is revoked. The caller must learn "log in again", not "try later".
+    let fake = Fake::start(vec![
+        html(500),
+        fail(
+            400,
+            "NotAuthorizedException",
+            "Refresh Token has been revoked",
+        ),
+    ])
+    .await;
+    let (auth, _) = authenticator(&fake, false);
+    let token = RefreshToken::new("rt");
+    let error = auth
+        .refresh(RefreshRequest {
+            refresh_token: &token,
+            device: None,
+            username: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.class(), ErrorClass::NeedsUser);
+    assert_eq!(
+        error.refresh_failure(),
+        Some(crate::error::RefreshFailure::Revoked)
+    );
+    assert!(auth.uses_refresh_fallback());
+}
+
+#[tokio::test]
 async fn refresh_errors_are_classified() {
     let fake = Fake::start(vec![
         fail(
