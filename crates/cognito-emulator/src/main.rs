@@ -49,6 +49,9 @@ fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let seed = Seed::from_file(&args.seed)?;
+    // Signal handlers go in before the endpoint is announced: whoever reads that line may send
+    // SIGTERM at once, and an unhandled SIGTERM would kill us with a failure status.
+    let shutdown = shutdown_signal()?;
     let emulator = Emulator::start(seed, args.listen).await?;
     {
         let mut stdout = std::io::stdout().lock();
@@ -56,28 +59,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .context("cannot write to stdout")?;
         stdout.flush().context("cannot flush stdout")?;
     }
-    shutdown_signal().await?;
+    shutdown.await?;
     tracing::info!("shutting down");
     emulator.shutdown().await;
     Ok(())
 }
 
-/// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() -> anyhow::Result<()> {
+/// Ctrl-C, or SIGTERM on Unix. The handlers are registered when this is called, not when the
+/// returned future is first polled.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     #[cfg(unix)]
     {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .context("cannot listen for SIGTERM")?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C"),
-            _ = terminate.recv() => Ok(()),
-        }
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("cannot listen for Ctrl-C")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot listen for Ctrl-C")
+        Ok(async {
+            tokio::signal::ctrl_c()
+                .await
+                .context("cannot listen for Ctrl-C")
+        })
     }
 }

@@ -103,12 +103,7 @@ impl Ctx<'_> {
             )),
             _ => {
                 let (session_id, current) = self.session(session, Some(&client))?;
-                if self
-                    .st
-                    .resolve_user(&current.login.pool_id, username)
-                    .as_deref()
-                    != Some(&current.login.username)
-                {
+                if !names_internal_user(username, &current.login.username) {
                     return Err(ApiError::not_authorized(SESSION_EXPIRED));
                 }
                 if current.step.challenge() != name {
@@ -310,7 +305,7 @@ impl Ctx<'_> {
         if matches!(pending.kind, SrpKind::Fake) {
             return Err(ApiError::not_authorized(INCORRECT_CREDENTIALS));
         }
-        if self.st.resolve_user(&login.pool_id, username).as_deref() != Some(&login.username) {
+        if !names_internal_user(username, &login.username) {
             return Err(ApiError::not_authorized(INCORRECT_CREDENTIALS));
         }
         let user_srp = matches!(pending.kind, SrpKind::User);
@@ -848,13 +843,7 @@ impl Ctx<'_> {
                 current.step.challenge()
             )));
         };
-        if expected != device_key
-            || self
-                .st
-                .resolve_user(&current.login.pool_id, username)
-                .as_deref()
-                != Some(&current.login.username)
-        {
+        if expected != device_key || !names_internal_user(username, &current.login.username) {
             return Err(ApiError::not_authorized(SESSION_EXPIRED));
         }
         let a = srp::parse_hex(srp_a)
@@ -926,4 +915,15 @@ pub(crate) fn check_policy(policy: &PasswordPolicy, password: &str) -> ApiResult
         return fail("Password must have symbol characters");
     }
     Ok(())
+}
+
+/// Whether a challenge response's USERNAME is the user's internal username.
+///
+/// After the first step every challenge carries the internal username (USER_ID_FOR_SRP, or
+/// ChallengeParameters.USERNAME), and clients must answer with it, SECRET_HASH included: the
+/// service refuses an alias here (cognito-protocol.md §3). Accepting the alias would let a
+/// client that regressed to hashing the typed email pass against the emulator and fail
+/// against Cognito.
+fn names_internal_user(sent: &str, internal: &str) -> bool {
+    sent.eq_ignore_ascii_case(internal)
 }
