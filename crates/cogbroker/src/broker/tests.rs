@@ -1,0 +1,1360 @@
+//! The broker against the emulator (in process, on 127.0.0.1:0), with an injected wall clock
+//! advanced together with the emulator's: login, refresh, single-flight, stale-while-revalidate,
+//! definitive failures, rotation order, restart. No sleeps: tests wait on results and channels.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::mpsc as std_mpsc;
+
+use cognito_auth::env::OsEntropy;
+use cognito_emulator::{Emulator, Fault, RunningEmulator, Seed};
+
+use super::*;
+use crate::config::parse;
+use crate::store::{FileStore, MemoryStore};
+
+const POOL: &str = "us-east-1_Test1";
+const ALICE_PASSWORD: &str = "Alice-Passw0rd!";
+const TINA_PASSWORD: &str = "Tina-Passw0rd!";
+const REFRESH: &str = "GetTokensFromRefreshToken";
+
+const SEED: &str = r#"
+[[pools]]
+id = "us-east-1_Test1"
+mfa = "optional"
+
+[[pools.clients]]
+id = "cli"
+access_token_ttl = 20
+id_token_ttl = 20
+rotation = { enabled = true, grace_seconds = 0 }
+
+[[pools.users]]
+username = "alice"
+password = "Alice-Passw0rd!"
+
+[[pools.users]]
+username = "tina"
+password = "Tina-Passw0rd!"
+mfa = "totp"
+totp_secret = "JBSWY3DPEHPK3PXP"
+
+[[pools.users]]
+username = "newbie"
+password = "Temp-Passw0rd!"
+status = "FORCE_CHANGE_PASSWORD"
+
+[[pools.clients]]
+id = "short"
+session_ttl = 60
+
+[[pools]]
+id = "us-east-1_Devices"
+device_tracking = "always"
+
+[[pools.clients]]
+id = "devcli"
+access_token_ttl = 20
+id_token_ttl = 20
+
+[[pools.users]]
+username = "dora"
+password = "Dora-Passw0rd!"
+
+[[pools]]
+id = "us-east-1_Strict"
+mfa = "on"
+mfa_setup = ["SOFTWARE_TOKEN_MFA"]
+
+[[pools.clients]]
+id = "strictcli"
+
+[[pools.users]]
+username = "sam"
+password = "Sam-Passw0rd!"
+"#;
+
+/// A wall clock the test moves.
+struct TestClock(Mutex<SystemTime>);
+
+impl Clock for TestClock {
+    fn now(&self) -> SystemTime {
+        *lock(&self.0)
+    }
+}
+
+struct Harness {
+    emulator: RunningEmulator,
+    clock: Arc<TestClock>,
+    config: Arc<Config>,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let seed = Seed::from_toml(SEED).expect("the seed parses");
+        let emulator = Emulator::start(seed, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .expect("the emulator starts");
+        let text = format!(
+            r#"
+[daemon]
+store = "memory"
+[profiles.dev]
+user_pool_id = "{POOL}"
+client_id = "cli"
+username = "alice"
+endpoint = "{endpoint}"
+[profiles.mfa]
+user_pool_id = "{POOL}"
+client_id = "cli"
+username = "tina"
+endpoint = "{endpoint}"
+[profiles.auto]
+user_pool_id = "{POOL}"
+client_id = "cli"
+username = "alice"
+password = {{ env = "ALICE_PW" }}
+endpoint = "{endpoint}"
+[profiles.newbie]
+user_pool_id = "{POOL}"
+client_id = "cli"
+username = "newbie"
+endpoint = "{endpoint}"
+[profiles.short]
+user_pool_id = "{POOL}"
+client_id = "short"
+username = "tina"
+endpoint = "{endpoint}"
+[profiles.device]
+user_pool_id = "us-east-1_Devices"
+client_id = "devcli"
+username = "dora"
+endpoint = "{endpoint}"
+[profiles.strict]
+user_pool_id = "us-east-1_Strict"
+client_id = "strictcli"
+username = "sam"
+endpoint = "{endpoint}"
+"#,
+            endpoint = emulator.endpoint()
+        );
+        let env = test_env();
+        let config = parse(&text, Path::new("test.toml"), &env).expect("the config parses");
+        Self {
+            clock: Arc::new(TestClock(Mutex::new(SystemTime::now()))),
+            emulator,
+            config: Arc::new(config),
+        }
+    }
+
+    fn broker(&self, store: Arc<dyn SecretStore>) -> Broker {
+        let options = BrokerOptions {
+            env: Arc::new(test_env()),
+            tick_interval: Duration::from_millis(50),
+            transient_base: Duration::from_millis(5),
+            throttle_base: Duration::from_millis(5),
+            ..BrokerOptions::new()
+        };
+        Broker::with_options(
+            self.config.clone(),
+            store,
+            self.clock.clone(),
+            Arc::new(OsEntropy),
+            options,
+        )
+        .expect("the broker builds")
+    }
+
+    /// Moves both wall clocks.
+    fn advance(&self, seconds: u64) {
+        let mut now = lock(&self.clock.0);
+        *now += Duration::from_secs(seconds);
+        self.emulator
+            .handle()
+            .advance_clock(i64::try_from(seconds).expect("small"));
+    }
+
+    fn calls(&self, operation: &str) -> u64 {
+        self.emulator.handle().calls(operation)
+    }
+}
+
+fn test_env() -> BTreeMap<String, String> {
+    [
+        ("ALICE_PW".to_owned(), ALICE_PASSWORD.to_owned()),
+        ("HOME".to_owned(), "/nonexistent".to_owned()),
+    ]
+    .into_iter()
+    .collect()
+}
+
+async fn logged_in(harness: &Harness, store: Arc<dyn SecretStore>) -> Broker {
+    let broker = harness.broker(store);
+    broker.restore().await;
+    let outcome = broker
+        .login("dev", Some(Password::new(ALICE_PASSWORD)))
+        .await
+        .expect("alice logs in");
+    assert!(
+        matches!(outcome, LoginOutcome::Authenticated { .. }),
+        "{outcome:?}"
+    );
+    broker
+}
+
+fn memory() -> Arc<dyn SecretStore> {
+    Arc::new(MemoryStore::default())
+}
+
+fn token_text(token: &IssuedToken) -> String {
+    token.token.expose_secret().to_owned()
+}
+
+#[tokio::test]
+async fn srp_login_then_token_from_the_cache() {
+    let harness = Harness::start().await;
+    let broker = harness.broker(memory());
+    broker.restore().await;
+    assert_eq!(broker.status("dev").unwrap().state, "logged_out");
+    let error = broker
+        .token("dev", TokenKind::Access, None)
+        .await
+        .unwrap_err();
+    assert_eq!((error.code(), error.status()), ("login_required", 401));
+
+    let mut events = broker.subscribe();
+    let outcome = broker
+        .login("dev", Some(Password::new(ALICE_PASSWORD)))
+        .await
+        .unwrap();
+    let LoginOutcome::Authenticated {
+        profile, username, ..
+    } = outcome
+    else {
+        panic!("expected tokens, got {outcome:?}");
+    };
+    assert_eq!(profile, "dev");
+    assert!(username.is_some());
+    let mut names = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        names.push(event.name());
+    }
+    assert_eq!(
+        names,
+        ["login_started", "token_refreshed", "login_completed"]
+    );
+
+    let first = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    let again = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    let id = broker.token("dev", TokenKind::Id, None).await.unwrap();
+    assert_eq!(token_text(&first), token_text(&again));
+    assert_ne!(token_text(&first), token_text(&id));
+    assert!(
+        (19..=20).contains(&first.expires_in),
+        "{}",
+        first.expires_in
+    );
+    assert!(!first.degraded);
+    assert_eq!(harness.calls(REFRESH), 0);
+    let status = broker.status("dev").unwrap();
+    assert_eq!(status.state, "fresh");
+    assert_eq!(status.store, "memory");
+    assert_eq!(status.auth_flow, "USER_SRP_AUTH");
+    let shown = format!("{first:?} {status:?} {:?}", broker.profiles());
+    assert!(
+        !shown.contains(&token_text(&first)),
+        "a token leaked into Debug"
+    );
+    let metrics = broker.metrics();
+    assert!(
+        metrics.contains("cogbroker_token_seconds_to_expiry{profile=\"dev\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cogbroker_logins_total{outcome=\"authenticated\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(&token_text(&first)));
+}
+
+#[tokio::test]
+async fn expiry_leads_to_one_refresh() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    let before = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    harness.advance(12); // 8 s left: below the 10 s floor of a 20 s token
+    let after = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert_ne!(token_text(&before), token_text(&after));
+    assert_eq!(harness.calls(REFRESH), 1);
+    assert!(after.expires_in >= 19);
+    assert!(
+        broker
+            .metrics()
+            .contains("cogbroker_refreshes_total{outcome=\"ok\"} 1")
+    );
+    // Served from the cache again.
+    broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert_eq!(harness.calls(REFRESH), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_callers_on_an_expired_token_make_one_upstream_call() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    harness.advance(25);
+    harness
+        .emulator
+        .handle()
+        .inject(Fault::latency(REFRESH, 200));
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let broker = broker.clone();
+        tasks.push(tokio::spawn(async move {
+            broker.token("dev", TokenKind::Access, None).await
+        }));
+    }
+    let mut tokens = std::collections::HashSet::new();
+    for task in tasks {
+        let token = task.await.unwrap().expect("every caller gets a token");
+        tokens.insert(token_text(&token));
+    }
+    assert_eq!(tokens.len(), 1, "all callers got the same new token");
+    assert_eq!(harness.calls(REFRESH), 1);
+}
+
+#[tokio::test]
+async fn upstream_down_with_a_valid_token_serves_it_degraded() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    let cached = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    harness.advance(12);
+    harness
+        .emulator
+        .handle()
+        .inject(Fault::drop_connection(REFRESH).times(100));
+    let served = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert_eq!(token_text(&served), token_text(&cached));
+    assert!(served.degraded);
+    assert_eq!(harness.calls(REFRESH), 3, "three blocking attempts");
+    let status = broker.status("dev").unwrap();
+    assert_eq!(status.state, "degraded");
+    assert_eq!(status.last_error.as_deref(), Some("transient"));
+    // While backing off, callers are answered from the cache without upstream calls.
+    let again = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert!(again.degraded);
+    assert_eq!(harness.calls(REFRESH), 3);
+
+    // After expiry, with the upstream still down: 503 within the deadline.
+    harness.advance(20);
+    let started = tokio::time::Instant::now();
+    let error = broker
+        .token("dev", TokenKind::Access, None)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        (error.code(), error.status()),
+        ("upstream_unavailable", 503)
+    );
+    assert!(error.retry_after().is_some());
+
+    // Recovery: the next attempt after the backoff succeeds.
+    harness.emulator.handle().clear_faults();
+    harness.advance(400);
+    let fresh = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert!(!fresh.degraded);
+    assert_eq!(broker.status("dev").unwrap().state, "fresh");
+}
+
+#[tokio::test]
+async fn html_errors_count_as_transient() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    harness.advance(25);
+    harness
+        .emulator
+        .handle()
+        .inject(Fault::html_error(REFRESH, 502).times(100));
+    let error = broker
+        .token("dev", TokenKind::Access, None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "upstream_unavailable");
+    assert_eq!(broker.status("dev").unwrap().state, "degraded");
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_needs_a_login_after_exactly_one_call() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    let initiate = harness.calls("InitiateAuth");
+    harness.advance(25);
+    harness.emulator.handle().inject(
+        Fault::error(
+            REFRESH,
+            "NotAuthorizedException",
+            "Refresh Token has been revoked",
+        )
+        .times(100),
+    );
+    let error = broker
+        .token("dev", TokenKind::Access, None)
+        .await
+        .unwrap_err();
+    assert_eq!((error.code(), error.status()), ("login_required", 401));
+    assert!(error.to_string().contains("cogbroker login dev"), "{error}");
+    assert_eq!(harness.calls(REFRESH), 1);
+    // No further upstream calls: not from callers, not from the tick.
+    let error = broker
+        .token("dev", TokenKind::Access, None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "login_required");
+    broker.tick();
+    broker.drain().await;
+    assert_eq!(harness.calls(REFRESH), 1);
+    assert_eq!(harness.calls("InitiateAuth"), initiate);
+    assert_eq!(broker.status("dev").unwrap().state, "login_required");
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_is_replaced_by_an_unattended_login() {
+    let harness = Harness::start().await;
+    let broker = harness.broker(memory());
+    broker.restore().await;
+    // No password given: it comes from the profile's password source.
+    let outcome = broker.login("auto", None).await.unwrap();
+    assert!(matches!(outcome, LoginOutcome::Authenticated { .. }));
+    harness.advance(25);
+    harness.emulator.handle().inject(
+        Fault::error(
+            REFRESH,
+            "NotAuthorizedException",
+            "Refresh Token has been revoked",
+        )
+        .times(1),
+    );
+    let token = broker.token("auto", TokenKind::Access, None).await.unwrap();
+    assert!(token.expires_in >= 19);
+    assert_eq!(broker.status("auto").unwrap().state, "fresh");
+}
+
+/// A store that records saves and can hold a save until the test releases it.
+struct GatedStore {
+    inner: MemoryStore,
+    saved: Mutex<Vec<String>>,
+    gate: Mutex<Option<(std_mpsc::Sender<()>, std_mpsc::Receiver<()>)>>,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl GatedStore {
+    fn new() -> Self {
+        Self {
+            inner: MemoryStore::default(),
+            saved: Mutex::new(Vec::new()),
+            gate: Mutex::new(None),
+            fail: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl SecretStore for GatedStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+    fn load(&self, profile: &ProfileName) -> anyhow::Result<Option<StoredSession>> {
+        self.inner.load(profile)
+    }
+    fn save(&self, profile: &ProfileName, session: &StoredSession) -> anyhow::Result<()> {
+        if let Some((started, release)) = lock(&self.gate).take() {
+            started.send(()).unwrap();
+            release.recv().unwrap();
+        }
+        if self.fail.load(Ordering::SeqCst) {
+            anyhow::bail!("the keyring is locked");
+        }
+        lock(&self.saved).push(session.refresh_token.expose_secret().to_owned());
+        self.inner.save(profile, session)
+    }
+    fn erase(&self, profile: &ProfileName) -> anyhow::Result<()> {
+        self.inner.erase(profile)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_refresh_token_is_persisted_before_the_new_tokens_are_published() {
+    let harness = Harness::start().await;
+    let store = Arc::new(GatedStore::new());
+    let broker = logged_in(&harness, store.clone()).await;
+    let old = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert_eq!(
+        lock(&store.saved).len(),
+        1,
+        "the login persisted its session"
+    );
+
+    let (started_tx, started_rx) = std_mpsc::channel();
+    let (release_tx, release_rx) = std_mpsc::channel();
+    *lock(&store.gate) = Some((started_tx, release_rx));
+    harness.advance(25);
+    let waiter = {
+        let broker = broker.clone();
+        tokio::spawn(async move { broker.token("dev", TokenKind::Access, None).await })
+    };
+    tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+        .await
+        .unwrap();
+    // The refresh reply has arrived and the save is under way: nothing new is published yet.
+    assert_eq!(harness.calls(REFRESH), 1);
+    let status = broker.status("dev").unwrap();
+    assert_eq!(status.expires_at, Some(rfc3339(old.expires_at)));
+    assert!(!waiter.is_finished());
+    release_tx.send(()).unwrap();
+    let new = waiter.await.unwrap().unwrap();
+    assert_ne!(token_text(&new), token_text(&old));
+    let saved = lock(&store.saved).clone();
+    assert_eq!(saved.len(), 2);
+    assert_ne!(saved[0], saved[1], "the rotated refresh token was saved");
+    let held = lock(&broker.inner.slots["dev"].session)
+        .as_ref()
+        .map(|s| s.refresh_token.expose_secret().to_owned());
+    assert_eq!(held.as_deref(), Some(saved[1].as_str()));
+}
+
+#[tokio::test]
+async fn a_failed_persist_keeps_serving_and_retries_on_the_tick() {
+    let harness = Harness::start().await;
+    let store = Arc::new(GatedStore::new());
+    let broker = logged_in(&harness, store.clone()).await;
+    store.fail.store(true, Ordering::SeqCst);
+    harness.advance(25);
+    let token = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert!(token.expires_in >= 19);
+    let status = broker.status("dev").unwrap();
+    assert!(status.persistence_degraded);
+    assert_eq!(status.state, "degraded");
+    // The rotated token lives in memory: the next refresh uses it successfully.
+    harness.advance(25);
+    broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert_eq!(harness.calls(REFRESH), 2);
+    store.fail.store(false, Ordering::SeqCst);
+    broker.tick();
+    broker.drain().await;
+    let status = broker.status("dev").unwrap();
+    assert!(!status.persistence_degraded, "{status:?}");
+    let saved = lock(&store.saved).clone();
+    let held = lock(&broker.inner.slots["dev"].session)
+        .as_ref()
+        .map(|s| s.refresh_token.expose_secret().to_owned());
+    assert_eq!(saved.last().map(String::as_str), held.as_deref());
+}
+
+#[tokio::test]
+async fn a_restart_from_the_file_store_keeps_the_session() {
+    let harness = Harness::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let first = logged_in(&harness, Arc::new(FileStore::open(state.path()).unwrap())).await;
+    first.drain().await;
+    drop(first);
+    let logins = harness.calls("InitiateAuth");
+
+    let second = harness.broker(Arc::new(FileStore::open(state.path()).unwrap()));
+    second.restore().await;
+    assert_eq!(second.status("dev").unwrap().state, "stale");
+    let token = second.token("dev", TokenKind::Access, None).await.unwrap();
+    assert!(token.expires_in >= 19);
+    assert_eq!(harness.calls(REFRESH), 1);
+    assert_eq!(harness.calls("InitiateAuth"), logins, "no new login");
+}
+
+#[tokio::test]
+async fn the_tick_refreshes_stale_profiles_in_the_background() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    let mut events = broker.subscribe();
+    harness.advance(11);
+    broker.tick();
+    loop {
+        match events.recv().await.unwrap() {
+            BrokerEvent::TokenRefreshed { profile, .. } if profile == "dev" => break,
+            _ => {}
+        }
+    }
+    assert_eq!(harness.calls(REFRESH), 1);
+    // Nothing to do on the next tick.
+    broker.tick();
+    broker.drain().await;
+    assert_eq!(harness.calls(REFRESH), 1);
+}
+
+#[tokio::test]
+async fn the_ticker_runs_until_shutdown() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    let mut events = broker.subscribe();
+    harness.advance(15);
+    let shutdown = CancellationToken::new();
+    let ticker = broker.spawn_ticker(shutdown.clone());
+    loop {
+        if let BrokerEvent::TokenRefreshed { .. } = events.recv().await.unwrap() {
+            break;
+        }
+    }
+    shutdown.cancel();
+    ticker.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_long_min_ttl_gets_one_refresh_then_the_freshest_token() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    let hour = Some(Duration::from_secs(3600));
+    // Minted just now: no refresh for an impossible min_ttl.
+    broker.token("dev", TokenKind::Access, hour).await.unwrap();
+    assert_eq!(harness.calls(REFRESH), 0);
+    harness.advance(6);
+    let token = broker.token("dev", TokenKind::Access, hour).await.unwrap();
+    assert_eq!(harness.calls(REFRESH), 1);
+    assert!(token.expires_in >= 19);
+    for _ in 0..5 {
+        broker.token("dev", TokenKind::Access, hour).await.unwrap();
+    }
+    assert_eq!(harness.calls(REFRESH), 1, "no refresh storm");
+}
+
+#[tokio::test]
+async fn mfa_challenge_wrong_code_then_right_code() {
+    let harness = Harness::start().await;
+    let broker = harness.broker(memory());
+    broker.restore().await;
+    let outcome = broker
+        .login("mfa", Some(Password::new(TINA_PASSWORD)))
+        .await
+        .unwrap();
+    let LoginOutcome::Challenge {
+        login_id,
+        challenge,
+        message,
+        fields,
+        ..
+    } = outcome
+    else {
+        panic!("expected a challenge, got {outcome:?}");
+    };
+    assert_eq!(challenge, "SOFTWARE_TOKEN_MFA");
+    assert_eq!(
+        message,
+        "enter the 6-digit code from your authenticator app"
+    );
+    assert_eq!(fields, ["code"]);
+    assert_eq!(login_id.len(), 64);
+    assert_eq!(broker.status("mfa").unwrap().state, "logging_in");
+
+    let second = broker
+        .login("mfa", Some(Password::new(TINA_PASSWORD)))
+        .await
+        .unwrap_err();
+    assert_eq!((second.code(), second.status()), ("login_in_progress", 409));
+
+    let missing = broker
+        .answer(&login_id, AnswerInput::default())
+        .await
+        .unwrap_err();
+    assert_eq!((missing.code(), missing.status()), ("bad_input", 400));
+
+    let right = harness.emulator.handle().totp_code(POOL, "tina").unwrap();
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let error = broker
+        .answer(
+            &login_id,
+            AnswerInput {
+                code: Some(OneTimeCode::new(wrong)),
+                ..AnswerInput::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!((error.code(), error.status()), ("code_mismatch", 422));
+
+    let right = harness.emulator.handle().totp_code(POOL, "tina").unwrap();
+    let outcome = broker
+        .answer(
+            &login_id,
+            AnswerInput {
+                code: Some(OneTimeCode::new(right)),
+                ..AnswerInput::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, LoginOutcome::Authenticated { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(broker.status("mfa").unwrap().state, "fresh");
+    let gone = broker
+        .answer(&login_id, AnswerInput::default())
+        .await
+        .unwrap_err();
+    assert_eq!((gone.code(), gone.status()), ("unknown_login", 404));
+}
+
+#[tokio::test]
+async fn a_pending_login_can_be_cancelled_and_expires() {
+    let harness = Harness::start().await;
+    let broker = harness.broker(memory());
+    let outcome = broker
+        .login("mfa", Some(Password::new(TINA_PASSWORD)))
+        .await
+        .unwrap();
+    let LoginOutcome::Challenge { login_id, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    broker.cancel_login(&login_id).unwrap();
+    assert_eq!(
+        broker.cancel_login(&login_id).unwrap_err().code(),
+        "unknown_login"
+    );
+    assert_eq!(broker.status("mfa").unwrap().state, "logged_out");
+
+    let outcome = broker
+        .login("mfa", Some(Password::new(TINA_PASSWORD)))
+        .await
+        .unwrap();
+    let LoginOutcome::Challenge { login_id, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    harness.advance(200); // past the 3-minute challenge window
+    assert_eq!(broker.status("mfa").unwrap().state, "logged_out");
+    let error = broker
+        .answer(
+            &login_id,
+            AnswerInput {
+                code: Some(OneTimeCode::new("123456")),
+                ..AnswerInput::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!((error.code(), error.status()), ("challenge_expired", 422));
+    // A new login is possible again.
+    let outcome = broker
+        .login("mfa", Some(Password::new(TINA_PASSWORD)))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, LoginOutcome::Challenge { .. }));
+}
+
+#[tokio::test]
+async fn wrong_password_is_invalid_credentials() {
+    let harness = Harness::start().await;
+    let broker = harness.broker(memory());
+    let error = broker
+        .login("dev", Some(Password::new("Wrong-Passw0rd!")))
+        .await
+        .unwrap_err();
+    assert_eq!((error.code(), error.status()), ("invalid_credentials", 401));
+    assert!(!error.to_string().contains("Wrong-Passw0rd"));
+    // The failed login does not block the next one.
+    broker
+        .login("dev", Some(Password::new(ALICE_PASSWORD)))
+        .await
+        .unwrap();
+    let missing = harness
+        .broker(memory())
+        .login("dev", None)
+        .await
+        .unwrap_err();
+    assert_eq!((missing.code(), missing.status()), ("bad_input", 400));
+}
+
+#[tokio::test]
+async fn logout_revokes_and_erases() {
+    let harness = Harness::start().await;
+    let store = Arc::new(GatedStore::new());
+    let broker = logged_in(&harness, store.clone()).await;
+    let name: ProfileName = "dev".parse().unwrap();
+    assert!(store.load(&name).unwrap().is_some());
+    broker.logout("dev", false).await.unwrap();
+    assert!(store.load(&name).unwrap().is_none());
+    assert_eq!(harness.calls("RevokeToken"), 1);
+    assert_eq!(broker.status("dev").unwrap().state, "logged_out");
+    let error = broker
+        .token("dev", TokenKind::Access, None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "login_required");
+    // Logout with the upstream down still erases locally.
+    broker
+        .login("dev", Some(Password::new(ALICE_PASSWORD)))
+        .await
+        .unwrap();
+    harness
+        .emulator
+        .handle()
+        .inject(Fault::drop_connection("RevokeToken").times(10));
+    broker.logout("dev", false).await.unwrap();
+    assert!(store.load(&name).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn unknown_profile() {
+    let harness = Harness::start().await;
+    let broker = harness.broker(memory());
+    let error = broker
+        .token("nope", TokenKind::Access, None)
+        .await
+        .unwrap_err();
+    assert_eq!((error.code(), error.status()), ("unknown_profile", 404));
+    assert_eq!(broker.status("nope").unwrap_err().status(), 404);
+    assert_eq!(broker.profiles().len(), 7);
+}
+
+#[test]
+fn error_codes_and_statuses() {
+    let cases: Vec<(BrokerError, &str, u16)> = vec![
+        (
+            BrokerError::UnknownProfile("x".into()),
+            "unknown_profile",
+            404,
+        ),
+        (BrokerError::UnknownLogin, "unknown_login", 404),
+        (BrokerError::LoginInProgress, "login_in_progress", 409),
+        (
+            BrokerError::LoginRequired {
+                profile: "p".into(),
+                reason: "r".into(),
+            },
+            "login_required",
+            401,
+        ),
+        (
+            BrokerError::UpstreamUnavailable {
+                retry_after: Duration::from_secs(3),
+                reason: "r".into(),
+            },
+            "upstream_unavailable",
+            503,
+        ),
+        (BrokerError::CodeMismatch("m".into()), "code_mismatch", 422),
+        (
+            BrokerError::InvalidPassword("m".into()),
+            "invalid_password",
+            422,
+        ),
+        (BrokerError::ChallengeExpired, "challenge_expired", 422),
+        (
+            BrokerError::BadInput {
+                field: "code",
+                message: "m".into(),
+            },
+            "bad_input",
+            400,
+        ),
+        (
+            BrokerError::NotAuthorized("m".into()),
+            "invalid_credentials",
+            401,
+        ),
+        (BrokerError::Unsupported("m".into()), "unsupported", 422),
+        (BrokerError::Misconfigured("m".into()), "misconfigured", 500),
+        (BrokerError::Internal(anyhow::anyhow!("m")), "internal", 500),
+    ];
+    for (error, code, status) in cases {
+        assert_eq!((error.code(), error.status()), (code, status), "{error}");
+        let text = error.to_string();
+        assert_eq!(text, text.trim_end_matches('.'), "no trailing period");
+    }
+}
+
+#[test]
+fn answers_are_built_per_challenge() {
+    let totp = Challenge::SoftwareTokenMfa {
+        friendly_device_name: None,
+    };
+    let answer = build_answer(
+        &totp,
+        AnswerInput {
+            code: Some(OneTimeCode::new(" 123456 ")),
+            ..AnswerInput::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(answer, ChallengeAnswer::Code(code) if code.expose_secret() == "123456"));
+    let error = build_answer(
+        &totp,
+        AnswerInput {
+            code: Some(OneTimeCode::new("12 34")),
+            ..AnswerInput::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(error.code(), "bad_input");
+
+    let select = Challenge::SelectMfaType {
+        options: vec![MfaType::Sms, MfaType::SoftwareToken],
+    };
+    let answer = build_answer(
+        &select,
+        AnswerInput {
+            mfa_type: Some("SOFTWARE_TOKEN_MFA".into()),
+            ..AnswerInput::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        answer,
+        ChallengeAnswer::MfaType(MfaType::SoftwareToken)
+    ));
+    let error = build_answer(
+        &select,
+        AnswerInput {
+            mfa_type: Some("PIGEON".into()),
+            ..AnswerInput::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(
+        error,
+        BrokerError::BadInput {
+            field: "mfa_type",
+            ..
+        }
+    ));
+
+    let new_password = Challenge::NewPasswordRequired {
+        required_attributes: vec!["name".into()],
+        user_attributes: BTreeMap::new(),
+    };
+    let error = build_answer(&new_password, AnswerInput::default()).unwrap_err();
+    assert!(matches!(
+        error,
+        BrokerError::BadInput {
+            field: "new_password",
+            ..
+        }
+    ));
+    let (name, _, fields, details) = describe_challenge(&new_password).unwrap();
+    assert_eq!(name, "NEW_PASSWORD_REQUIRED");
+    assert_eq!(fields, ["new_password", "attributes"]);
+    assert_eq!(details["required_attributes"][0], "name");
+
+    let (_, message, _, details) = describe_challenge(&Challenge::SmsMfa {
+        destination: Some("+*******1234".into()),
+    })
+    .unwrap();
+    assert_eq!(message, "enter the code sent by SMS to +*******1234");
+    assert_eq!(details["destination"], "+*******1234");
+}
+
+#[tokio::test]
+async fn new_password_required_with_a_policy_failure_stays_pending() {
+    let harness = Harness::start().await;
+    let broker = harness.broker(memory());
+    let outcome = broker
+        .login("newbie", Some(Password::new("Temp-Passw0rd!")))
+        .await
+        .unwrap();
+    let LoginOutcome::Challenge {
+        login_id,
+        challenge,
+        fields,
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(challenge, "NEW_PASSWORD_REQUIRED");
+    assert_eq!(fields[0], "new_password");
+    let weak = AnswerInput {
+        new_password: Some(Password::new("short")),
+        ..AnswerInput::default()
+    };
+    let error = broker.answer(&login_id, weak).await.unwrap_err();
+    assert_eq!((error.code(), error.status()), ("invalid_password", 422));
+    assert!(!error.to_string().contains("short"), "{error}");
+    let strong = AnswerInput {
+        new_password: Some(Password::new("Brand-New-Passw0rd!")),
+        ..AnswerInput::default()
+    };
+    let outcome = broker.answer(&login_id, strong).await.unwrap();
+    assert!(
+        matches!(outcome, LoginOutcome::Authenticated { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        harness
+            .emulator
+            .handle()
+            .user_status(POOL, "newbie")
+            .as_deref(),
+        Some("CONFIRMED")
+    );
+}
+
+#[tokio::test]
+async fn an_answer_after_the_server_session_expired_is_challenge_expired() {
+    let harness = Harness::start().await;
+    let broker = harness.broker(memory());
+    let outcome = broker
+        .login("short", Some(Password::new(TINA_PASSWORD)))
+        .await
+        .unwrap();
+    let LoginOutcome::Challenge { login_id, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    // The client's session lasts 60 s upstream; locally the login waits up to 3 minutes.
+    harness.advance(90);
+    let code = harness.emulator.handle().totp_code(POOL, "tina").unwrap();
+    let error = broker
+        .answer(
+            &login_id,
+            AnswerInput {
+                code: Some(OneTimeCode::new(code)),
+                ..AnswerInput::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!((error.code(), error.status()), ("challenge_expired", 422));
+    assert_eq!(
+        broker
+            .answer(&login_id, AnswerInput::default())
+            .await
+            .unwrap_err()
+            .code(),
+        "unknown_login"
+    );
+}
+
+#[tokio::test]
+async fn a_remembered_device_is_stored_and_used_for_refresh_and_the_next_login() {
+    let harness = Harness::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let broker = harness.broker(Arc::new(FileStore::open(state.path()).unwrap()));
+    broker
+        .login("device", Some(Password::new("Dora-Passw0rd!")))
+        .await
+        .unwrap();
+    let status = broker.status("device").unwrap();
+    assert!(status.device_remembered, "{status:?}");
+    let devices = harness
+        .emulator
+        .handle()
+        .devices("us-east-1_Devices", "dora");
+    assert_eq!(devices.len(), 1);
+    // The device's tokens refresh only with DEVICE_KEY: the broker sends it.
+    harness.advance(25);
+    broker
+        .token("device", TokenKind::Access, None)
+        .await
+        .unwrap();
+    assert_eq!(harness.calls(REFRESH), 1);
+    // A later login (after a restart) reuses the stored device: no second device.
+    broker.drain().await;
+    let again = harness.broker(Arc::new(FileStore::open(state.path()).unwrap()));
+    again.restore().await;
+    again
+        .login("device", Some(Password::new("Dora-Passw0rd!")))
+        .await
+        .unwrap();
+    assert_eq!(
+        harness
+            .emulator
+            .handle()
+            .devices("us-east-1_Devices", "dora")
+            .len(),
+        1
+    );
+    assert!(again.status("device").unwrap().device_remembered);
+    let stored = FileStore::open(state.path())
+        .unwrap()
+        .load(&"device".parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.device.unwrap().device_key, devices[0].device_key);
+}
+
+#[tokio::test]
+async fn logout_can_forget_the_device() {
+    let harness = Harness::start().await;
+    let broker = harness.broker(memory());
+    broker
+        .login("device", Some(Password::new("Dora-Passw0rd!")))
+        .await
+        .unwrap();
+    broker.logout("device", true).await.unwrap();
+    assert_eq!(harness.calls("ForgetDevice"), 1);
+    assert!(
+        harness
+            .emulator
+            .handle()
+            .devices("us-east-1_Devices", "dora")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn mfa_setup_shows_the_secret_and_takes_a_code() {
+    let harness = Harness::start().await;
+    let broker = harness.broker(memory());
+    let outcome = broker
+        .login("strict", Some(Password::new("Sam-Passw0rd!")))
+        .await
+        .unwrap();
+    let LoginOutcome::Challenge {
+        login_id,
+        challenge,
+        fields,
+        details,
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(challenge, "MFA_SETUP");
+    assert_eq!(fields, ["code"]);
+    let secret = details["secret_code"]
+        .as_str()
+        .expect("the secret is shown")
+        .to_owned();
+    let uri = details["otpauth_uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/") && uri.contains(&secret),
+        "{uri}"
+    );
+    let now = unix_seconds(harness.emulator.handle().now());
+    let code = cognito_emulator::totp(&secret, now).unwrap();
+    let outcome = broker
+        .answer(
+            &login_id,
+            AnswerInput {
+                code: Some(OneTimeCode::new(code)),
+                ..AnswerInput::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, LoginOutcome::Authenticated { .. }),
+        "{outcome:?}"
+    );
+}
+
+/// Collects everything logged, at every level.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        lock(&self.0).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_is_ever_logged() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "trace,cognito_emulator=off",
+        ))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let harness = Harness::start().await;
+    let store = Arc::new(GatedStore::new());
+    let broker = logged_in(&harness, store.clone()).await;
+    let mut secrets = vec![ALICE_PASSWORD.to_owned()];
+    let first = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    secrets.push(token_text(&first));
+    secrets.push(token_text(
+        &broker.token("dev", TokenKind::Id, None).await.unwrap(),
+    ));
+    harness.advance(25);
+    let second = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    secrets.push(token_text(&second));
+    harness.advance(25);
+    harness
+        .emulator
+        .handle()
+        .inject(Fault::drop_connection(REFRESH).times(100));
+    let _ = broker.token("dev", TokenKind::Access, None).await;
+    harness.emulator.handle().clear_faults();
+    let error = broker
+        .login("dev", Some(Password::new("Wrong-Passw0rd-x")))
+        .await
+        .unwrap_err();
+    secrets.push("Wrong-Passw0rd-x".to_owned());
+    let _ = format!("{error:?} {error}");
+    let mfa = broker
+        .login("mfa", Some(Password::new(TINA_PASSWORD)))
+        .await
+        .unwrap();
+    secrets.push(TINA_PASSWORD.to_owned());
+    if let LoginOutcome::Challenge { login_id, .. } = mfa {
+        let code = harness.emulator.handle().totp_code(POOL, "tina").unwrap();
+        broker
+            .answer(
+                &login_id,
+                AnswerInput {
+                    code: Some(OneTimeCode::new(code)),
+                    ..AnswerInput::default()
+                },
+            )
+            .await
+            .unwrap();
+        // The six-digit code itself is not checked: timestamps in the log have six-digit
+        // fractions and would match by chance.
+    }
+    secrets.extend(lock(&store.saved).iter().cloned());
+    broker.logout("dev", false).await.unwrap();
+    drop(_guard);
+
+    let logged = String::from_utf8_lossy(&lock(&capture.0)).into_owned();
+    assert!(
+        logged.contains("refresh failed"),
+        "the capture works: {logged}"
+    );
+    for secret in &secrets {
+        assert!(!logged.contains(secret.as_str()), "a secret was logged");
+    }
+}
+
+#[tokio::test]
+async fn throttling_and_5xx_are_retried_on_the_blocking_path() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    harness.advance(25);
+    harness
+        .emulator
+        .handle()
+        .inject(Fault::throttle(REFRESH).times(2));
+    let token = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert!(token.expires_in >= 19);
+    assert_eq!(
+        harness.calls(REFRESH),
+        3,
+        "two throttled attempts, then success"
+    );
+    harness.advance(25);
+    harness
+        .emulator
+        .handle()
+        .inject(Fault::error(REFRESH, "InternalErrorException", "internal error").times(1));
+    broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert_eq!(harness.calls(REFRESH), 5);
+    assert_eq!(broker.status("dev").unwrap().state, "fresh");
+}
+
+#[tokio::test]
+async fn a_wall_clock_jump_back_causes_no_refresh() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    *lock(&harness.clock.0) -= Duration::from_secs(7200);
+    for _ in 0..10 {
+        broker.token("dev", TokenKind::Access, None).await.unwrap();
+    }
+    broker.tick();
+    broker.drain().await;
+    assert_eq!(harness.calls(REFRESH), 0);
+}
+
+#[tokio::test]
+async fn expiry_is_measured_on_the_local_clock_despite_server_skew() {
+    let harness = Harness::start().await;
+    // The server's clock runs 2 minutes ahead of ours (SRP timestamps still pass).
+    harness.emulator.handle().set_clock_offset(120);
+    let broker = logged_in(&harness, memory()).await;
+    let token = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert!(
+        token.expires_in >= 19,
+        "not considered expired early: {}",
+        token.expires_in
+    );
+    let skew = broker.status("dev").unwrap().clock_skew_seconds.unwrap();
+    assert!((119..=121).contains(&skew), "{skew}");
+    assert_eq!(harness.calls(REFRESH), 0);
+}
+
+/// An upstream that accepts connections and never answers.
+async fn black_hole() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let address = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (format!("http://{address}"), accepted)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_black_hole_upstream_gets_503_within_the_deadline() {
+    let (endpoint, accepted) = black_hole().await;
+    let text = format!(
+        "[profiles.dev]\nuser_pool_id = \"{POOL}\"\nclient_id = \"cli\"\nusername = \"alice\"\nendpoint = \"{endpoint}\"\n"
+    );
+    let config = Arc::new(parse(&text, Path::new("t.toml"), &test_env()).unwrap());
+    let store = Arc::new(MemoryStore::default());
+    store
+        .save(
+            &"dev".parse().unwrap(),
+            &StoredSession {
+                refresh_token: cognito_auth::secret::RefreshToken::new("stored-refresh-token"),
+                username: Some("alice".to_owned()),
+                device: None,
+            },
+        )
+        .unwrap();
+    let broker = Broker::with_options(
+        config,
+        store,
+        Arc::new(TestClock(Mutex::new(SystemTime::now()))),
+        Arc::new(OsEntropy),
+        BrokerOptions {
+            env: Arc::new(test_env()),
+            ..BrokerOptions::new()
+        },
+    )
+    .unwrap();
+    broker.restore().await;
+    assert_eq!(broker.status("dev").unwrap().state, "stale");
+    let started = tokio::time::Instant::now();
+    let error = broker
+        .token("dev", TokenKind::Access, None)
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(
+        (error.code(), error.status()),
+        ("upstream_unavailable", 503)
+    );
+    assert!(elapsed <= Duration::from_millis(10_100), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(3),
+        "the per-attempt timeout fired: {elapsed:?}"
+    );
+    assert!(accepted.load(Ordering::SeqCst) <= 3);
+    assert_eq!(
+        broker.status("dev").unwrap().last_error.as_deref(),
+        Some("transient")
+    );
+}
