@@ -2,4 +2,6 @@
 
 pub mod broker;
 pub mod config;
+pub mod listen;
+pub mod server;
 pub mod store;

@@ -1,0 +1,610 @@
+//! Binding the daemon's listeners (a Unix socket in a private directory, loopback TCP, or sockets
+//! handed over by systemd) and finding out which user is on the other end of each connection.
+//!
+//! The checks here are the transport half of the security model (design.md §7); the HTTP half
+//! (Host, Origin, custom header, API key) lives in `server.rs` and uses the [`Peer`] recorded here.
+
+use std::fs::{self, File};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::{
+    DirBuilderExt as _, FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _,
+    PermissionsExt as _,
+};
+use std::os::unix::net::{UnixListener as StdUnixListener, UnixStream as StdUnixStream};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail, ensure};
+
+use crate::config::{DaemonConfig, EnvSource, Listen, SocketSetting};
+
+/// The sockets the daemon serves on: bound and checked, not yet accepting.
+///
+/// Dropping it closes the sockets and removes the socket file this process created (never one
+/// inherited from systemd, never one that has been replaced behind our back).
+#[derive(Debug)]
+pub struct Listeners {
+    tcp: Option<std::net::TcpListener>,
+    tcp_addr: Option<SocketAddr>,
+    unix: Option<UnixSocket>,
+}
+
+/// Who is on the other end of one accepted connection. The accept loop inserts it into every
+/// request on that connection as an extension; the server's checks refuse requests without it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// How the connection arrived.
+    pub transport: Transport,
+    /// The peer's uid: `SO_PEERCRED` on the Unix socket, the kernel's socket table for TCP.
+    /// `None` when it could not be determined (non-Linux TCP, a vanished table entry).
+    pub uid: Option<u32>,
+    /// The peer's pid, when the transport tells it (Unix socket only); for logs.
+    pub pid: Option<i32>,
+}
+
+/// The transport of one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Loopback TCP; `local` is our end (its port is the one `Host` must name).
+    Tcp {
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+    /// The Unix socket.
+    Unix,
+}
+
+/// What the uid policy says about a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerVerdict {
+    /// The peer runs as our uid.
+    Ours,
+    /// The peer's uid could not be determined; only the API key can admit it.
+    Unverified,
+    /// The peer runs as another uid (root included, unless we are root): refused.
+    Foreign(u32),
+}
+
+/// Binds what `daemon` asks for, adopting sockets passed by systemd socket activation when
+/// `LISTEN_FDS` is set and `LISTEN_PID` is our pid.
+///
+/// Unix socket: its directory is created 0700 if missing, and must be a real directory (not a
+/// symlink) owned by us and closed to group and others; the socket is made 0600 right after
+/// `bind` (the 0700 directory closes the window in between, so the inherited umask does not
+/// matter); a stale socket left by a dead instance is replaced; a live instance answering on it,
+/// or holding the lock file beside it, is an "already running" error. TCP: loopback only.
+///
+/// Socket activation takes the descriptors with the `listenfd` crate, which also removes
+/// `LISTEN_FDS`/`LISTEN_PID` from the environment (as `sd_listen_fds(1)` does): call this before
+/// starting threads that read the environment. Adopted sockets are never unlinked.
+pub fn bind(daemon: &DaemonConfig, env: &dyn EnvSource) -> anyhow::Result<Listeners> {
+    let mut listeners = Listeners {
+        tcp: None,
+        tcp_addr: None,
+        unix: None,
+    };
+    if let Some(count) = activation_fd_count(env)? {
+        listeners.adopt(count)?;
+    }
+    if let (None, Listen::Tcp(addr)) = (&listeners.tcp, &daemon.listen) {
+        listeners.bind_tcp(*addr)?;
+    }
+    if let (None, SocketSetting::Path(path)) = (&listeners.unix, &daemon.socket) {
+        listeners.unix = Some(UnixSocket::bind(path)?);
+    }
+    ensure!(
+        listeners.tcp.is_some() || listeners.unix.is_some(),
+        "nothing to listen on: both `listen` and `socket` are \"off\" in [daemon]"
+    );
+    Ok(listeners)
+}
+
+/// Binds a loopback TCP address and/or a Unix socket path, with the same checks as [`bind`] and
+/// without socket activation.
+pub fn bind_addresses(tcp: Option<SocketAddr>, socket: Option<&Path>) -> anyhow::Result<Listeners> {
+    let mut listeners = Listeners {
+        tcp: None,
+        tcp_addr: None,
+        unix: None,
+    };
+    if let Some(addr) = tcp {
+        listeners.bind_tcp(addr)?;
+    }
+    if let Some(path) = socket {
+        listeners.unix = Some(UnixSocket::bind(path)?);
+    }
+    Ok(listeners)
+}
+
+impl Listeners {
+    /// The bound TCP address (with the real port when the configuration asked for port 0).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// The bound TCP port: the only port `Host` may name.
+    pub fn tcp_port(&self) -> Option<u16> {
+        self.tcp_addr.map(|addr| addr.port())
+    }
+
+    /// The Unix socket's path, when there is one with a name.
+    pub fn unix_path(&self) -> Option<&Path> {
+        self.unix.as_ref().and_then(|unix| unix.path.as_deref())
+    }
+
+    /// Whether the Unix socket was handed over by systemd (and so is never unlinked by us).
+    pub fn unix_inherited(&self) -> bool {
+        self.unix
+            .as_ref()
+            .is_some_and(|unix| unix.cleanup.is_none())
+    }
+
+    /// Takes the listeners apart for the accept loop.
+    pub(crate) fn into_parts(self) -> (Option<std::net::TcpListener>, Option<UnixSocket>) {
+        (self.tcp, self.unix)
+    }
+
+    fn bind_tcp(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
+        ensure!(
+            addr.ip().is_loopback(),
+            "refusing to listen on {addr}: only loopback addresses (127.0.0.1, ::1) are allowed"
+        );
+        let listener = std::net::TcpListener::bind(addr).map_err(|error| {
+            let hint = if error.kind() == io::ErrorKind::AddrInUse {
+                " (is cogbroker already running?)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cannot listen on {addr}: {error}{hint}")
+        })?;
+        listener
+            .set_nonblocking(true)
+            .context("cannot make the TCP listener non-blocking")?;
+        self.tcp_addr = Some(
+            listener
+                .local_addr()
+                .context("cannot read the TCP listener's address")?,
+        );
+        self.tcp = Some(listener);
+        Ok(())
+    }
+
+    fn adopt(&mut self, count: usize) -> anyhow::Result<()> {
+        let mut fds = listenfd::ListenFd::from_env();
+        for index in 0..count {
+            let fd = index + 3;
+            if let Ok(Some(listener)) = fds.take_unix_listener(index) {
+                ensure!(
+                    self.unix.is_none(),
+                    "socket activation passed more than one Unix socket (fd {fd})"
+                );
+                listener
+                    .set_nonblocking(true)
+                    .context("cannot make the inherited socket non-blocking")?;
+                let path = listener
+                    .local_addr()
+                    .ok()
+                    .and_then(|addr| addr.as_pathname().map(Path::to_path_buf));
+                if let Some(path) = &path {
+                    warn_if_loose(path);
+                }
+                tracing::info!(fd, path = ?path, "adopted the Unix socket passed by systemd");
+                self.unix = Some(UnixSocket {
+                    listener,
+                    path,
+                    cleanup: None,
+                    _lock: None,
+                });
+            } else if let Ok(Some(listener)) = fds.take_tcp_listener(index) {
+                ensure!(
+                    self.tcp.is_none(),
+                    "socket activation passed more than one TCP socket (fd {fd})"
+                );
+                let addr = listener
+                    .local_addr()
+                    .context("cannot read the inherited TCP socket's address")?;
+                ensure!(
+                    addr.ip().is_loopback(),
+                    "refusing the TCP socket passed by systemd on {addr}: only loopback addresses are allowed"
+                );
+                listener
+                    .set_nonblocking(true)
+                    .context("cannot make the inherited TCP socket non-blocking")?;
+                tracing::info!(fd, %addr, "adopted the TCP socket passed by systemd");
+                self.tcp_addr = Some(addr);
+                self.tcp = Some(listener);
+            } else {
+                bail!(
+                    "socket activation passed fd {fd}, which is neither a Unix stream nor a TCP listening socket"
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Our Unix socket: the listener, and what to remove when we are done with it.
+#[derive(Debug)]
+pub(crate) struct UnixSocket {
+    listener: StdUnixListener,
+    path: Option<PathBuf>,
+    /// `None` for an inherited socket: systemd owns that file.
+    cleanup: Option<SocketFile>,
+    /// Held for the life of the listener: a second instance fails to take it.
+    _lock: Option<File>,
+}
+
+/// The socket file we created, identified by device and inode so that a file put in its place
+/// by someone else is left alone.
+#[derive(Debug)]
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let still_ours = fs::symlink_metadata(&self.path).is_ok_and(|meta| {
+            meta.file_type().is_socket() && meta.dev() == self.dev && meta.ino() == self.ino
+        });
+        if !still_ours {
+            return;
+        }
+        if let Err(error) = fs::remove_file(&self.path) {
+            tracing::warn!(path = %self.path.display(), %error, "cannot remove the socket file");
+        }
+    }
+}
+
+/// What must outlive the accept loop of a Unix socket: the lock, and the file to remove.
+#[derive(Debug)]
+pub(crate) struct UnixGuard {
+    _cleanup: Option<SocketFile>,
+    _lock: Option<File>,
+}
+
+impl UnixSocket {
+    /// The tokio listener (needs a runtime) and the guard to drop once accepting has stopped.
+    pub(crate) fn into_tokio(self) -> io::Result<(tokio::net::UnixListener, UnixGuard)> {
+        let listener = tokio::net::UnixListener::from_std(self.listener)?;
+        Ok((
+            listener,
+            UnixGuard {
+                _cleanup: self.cleanup,
+                _lock: self._lock,
+            },
+        ))
+    }
+
+    fn bind(path: &Path) -> anyhow::Result<Self> {
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .with_context(|| format!("socket path {} has no directory", path.display()))?;
+        prepare_private_dir(dir)?;
+        let lock = take_lock(path)?;
+        remove_stale_socket(path)?;
+        let listener = StdUnixListener::bind(path)
+            .with_context(|| format!("cannot bind the Unix socket {}", path.display()))?;
+        // The directory is 0700 and ours, so nobody else could connect between bind and chmod.
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} mode 0600", path.display()))?;
+        let meta = fs::symlink_metadata(path)
+            .with_context(|| format!("cannot inspect {}", path.display()))?;
+        ensure!(
+            meta.mode() & 0o777 == 0o600,
+            "{} is mode {:o} after chmod 0600",
+            path.display(),
+            meta.mode() & 0o777
+        );
+        listener
+            .set_nonblocking(true)
+            .context("cannot make the Unix listener non-blocking")?;
+        let cleanup = SocketFile {
+            path: path.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        Ok(Self {
+            listener,
+            path: Some(path.to_path_buf()),
+            cleanup: Some(cleanup),
+            _lock: Some(lock),
+        })
+    }
+}
+
+/// Creates `dir` 0700 if it is missing, then insists that it is a real directory owned by us and
+/// closed to group and others. Only the last component is created.
+pub fn prepare_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let shown = dir.display();
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            // The umask may have removed owner bits too; set exactly 0700.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot make {shown} mode 0700"))?;
+        }
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("cannot create the runtime directory {shown}"));
+        }
+    }
+    let meta = fs::symlink_metadata(dir).with_context(|| format!("cannot inspect {shown}"))?;
+    ensure!(
+        !meta.file_type().is_symlink(),
+        "refusing {shown}: it is a symbolic link"
+    );
+    ensure!(meta.is_dir(), "refusing {shown}: it is not a directory");
+    let us = our_uid();
+    ensure!(
+        meta.uid() == us,
+        "refusing {shown}: it is owned by uid {}, not by us (uid {us})",
+        meta.uid()
+    );
+    let mode = meta.mode() & 0o777;
+    ensure!(
+        mode & 0o077 == 0,
+        "refusing {shown}: it is mode {mode:o}, open to group or others (run `chmod 700 {shown}`)"
+    );
+    Ok(())
+}
+
+/// Takes an exclusive `flock` on `<socket>.lock`, held for the life of the listener.
+fn take_lock(socket: &Path) -> anyhow::Result<File> {
+    let mut lock_path = socket.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            bail!(
+                "cogbroker is already running (it holds {})",
+                lock_path.display()
+            )
+        }
+        Err(error) => Err(io::Error::from(error))
+            .with_context(|| format!("cannot lock {}", lock_path.display())),
+    }
+}
+
+/// Removes a socket file nobody answers on; refuses a live one, a symlink or any other file.
+fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error).with_context(|| format!("cannot inspect {shown}")),
+    };
+    ensure!(
+        !meta.file_type().is_symlink(),
+        "refusing socket path {shown}: it is a symbolic link"
+    );
+    ensure!(
+        meta.file_type().is_socket(),
+        "refusing socket path {shown}: it exists and is not a socket"
+    );
+    match StdUnixStream::connect(path) {
+        Ok(_) => bail!("cogbroker is already running: {shown} answers"),
+        Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+            fs::remove_file(path)
+                .with_context(|| format!("cannot remove the stale socket {shown}"))?;
+            tracing::info!(path = %shown, "replaced a stale socket left by a previous instance");
+            Ok(())
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot tell whether {shown} is in use")),
+    }
+}
+
+/// Systemd's default `SocketMode` is 0666: say so loudly (the per-connection uid check still
+/// refuses other users).
+fn warn_if_loose(path: &Path) {
+    if let Ok(meta) = fs::metadata(path) {
+        let mode = meta.mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format_args!("{mode:o}"),
+                "the socket passed by systemd is open to group or others; set SocketMode=0600 in the .socket unit"
+            );
+        }
+    }
+}
+
+/// `Some(n)` when systemd passed `n` sockets to this very process.
+fn activation_fd_count(env: &dyn EnvSource) -> anyhow::Result<Option<usize>> {
+    let Some(fds) = env.var("LISTEN_FDS") else {
+        return Ok(None);
+    };
+    let for_us = env
+        .var("LISTEN_PID")
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .is_some_and(|pid| pid == std::process::id());
+    if !for_us {
+        tracing::debug!("LISTEN_FDS is set for another process; ignoring it");
+        return Ok(None);
+    }
+    let count = fds.trim().parse::<usize>().with_context(|| {
+        format!(
+            "LISTEN_FDS is not a number: {:?}",
+            fds.chars().take(16).collect::<String>()
+        )
+    })?;
+    ensure!(
+        count <= 2,
+        "socket activation passed {count} sockets; cogbroker takes at most a Unix and a TCP one"
+    );
+    Ok(Some(count))
+}
+
+/// Our effective uid.
+pub fn our_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// The uid policy: a peer is ours only with our uid. Root (uid 0) is refused unless we are root
+/// ourselves: a root process can read our memory anyway, but a tool run under `sudo` by mistake
+/// should not silently receive the user's tokens.
+pub fn judge_peer(peer_uid: Option<u32>, our_uid: u32) -> PeerVerdict {
+    match peer_uid {
+        None => PeerVerdict::Unverified,
+        Some(uid) if uid == our_uid => PeerVerdict::Ours,
+        Some(uid) => PeerVerdict::Foreign(uid),
+    }
+}
+
+impl Peer {
+    /// The peer of an accepted Unix connection, from `SO_PEERCRED`.
+    pub fn of_unix(stream: &tokio::net::UnixStream) -> Self {
+        match stream.peer_cred() {
+            Ok(cred) => Self {
+                transport: Transport::Unix,
+                uid: Some(cred.uid()),
+                pid: cred.pid(),
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot read SO_PEERCRED; the connection's requests will be refused");
+                Self {
+                    transport: Transport::Unix,
+                    uid: None,
+                    pid: None,
+                }
+            }
+        }
+    }
+
+    /// The peer of an accepted TCP connection; its uid comes from the kernel's socket table
+    /// (see [`tcp_peer_uid`]).
+    pub async fn of_tcp(local: SocketAddr, remote: SocketAddr) -> Self {
+        let lookup = tokio::task::spawn_blocking(move || tcp_peer_uid(local, remote)).await;
+        let uid = match lookup {
+            Ok(Ok(uid)) => uid,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot read the kernel's TCP socket table; the caller's uid is unknown");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the TCP uid lookup failed");
+                None
+            }
+        };
+        Self {
+            transport: Transport::Tcp { local, remote },
+            uid,
+            pid: None,
+        }
+    }
+}
+
+/// The uid owning the client end of a loopback TCP connection whose server end is
+/// `local` ← `remote`, from `/proc/net/tcp` and `/proc/net/tcp6` (Linux; `Ok(None)` elsewhere).
+///
+/// Both ends of a loopback connection live in the same network namespace, so the client's entry
+/// (local address = our `remote`, remote address = our `local`) is in the same tables we can
+/// read. The uid column is the uid that created the client socket. Entries in TIME_WAIT or
+/// SYN_RECV are minisockets whose uid column is 0 and are skipped, as are listeners.
+pub fn tcp_peer_uid(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u32>> {
+    if !cfg!(target_os = "linux") {
+        return Ok(None);
+    }
+    let tables: [&str; 2] = if canonical(remote).is_ipv4() {
+        ["/proc/net/tcp", "/proc/net/tcp6"]
+    } else {
+        ["/proc/net/tcp6", "/proc/net/tcp"]
+    };
+    for table in tables {
+        let file = match File::open(table) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        // Read line by line and stop at the match: the kernel renders the table as it is read,
+        // and with many sockets (TIME_WAIT after a load test) it is long.
+        let lines = io::BufRead::lines(io::BufReader::new(file)).map_while(Result::ok);
+        if let Some(uid) = uid_in_lines(lines, remote, local) {
+            return Ok(Some(uid));
+        }
+    }
+    Ok(None)
+}
+
+/// Finds the uid of the socket whose local address is `client` and remote address is `server`
+/// in the text of `/proc/net/tcp` or `/proc/net/tcp6`.
+#[cfg(test)]
+fn uid_in_table(table: &str, client: SocketAddr, server: SocketAddr) -> Option<u32> {
+    uid_in_lines(table.lines(), client, server)
+}
+
+/// The uid column of the matching entry, from the lines of the table (header line included).
+fn uid_in_lines<L: AsRef<str>>(
+    lines: impl Iterator<Item = L>,
+    client: SocketAddr,
+    server: SocketAddr,
+) -> Option<u32> {
+    const SYN_RECV: u8 = 0x03;
+    const TIME_WAIT: u8 = 0x06;
+    const LISTEN: u8 = 0x0A;
+    let (client, server) = (canonical(client), canonical(server));
+    lines.skip(1).find_map(|line| {
+        let line = line.as_ref();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (local, rem, state, uid) = (
+            fields.get(1)?,
+            fields.get(2)?,
+            fields.get(3)?,
+            fields.get(7)?,
+        );
+        let state = u8::from_str_radix(state, 16).ok()?;
+        if matches!(state, SYN_RECV | TIME_WAIT | LISTEN) {
+            return None;
+        }
+        if parse_proc_addr(local)? != client || parse_proc_addr(rem)? != server {
+            return None;
+        }
+        uid.parse().ok()
+    })
+}
+
+/// Parses `0100007F:1F2B` (IPv4) or 32 hex digits + port (IPv6). The kernel prints each 32-bit
+/// word of the address as a number in host byte order, so the bytes come back with `to_ne_bytes`.
+fn parse_proc_addr(text: &str) -> Option<SocketAddr> {
+    let (addr, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |hex: &str| u32::from_str_radix(hex, 16).ok().map(u32::to_ne_bytes);
+    let ip = match addr.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(word(addr)?)),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (index, chunk) in bytes.chunks_exact_mut(4).enumerate() {
+                chunk.copy_from_slice(&word(addr.get(index * 8..index * 8 + 8)?)?);
+            }
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        }
+        _ => return None,
+    };
+    Some(canonical(SocketAddr::new(ip, port)))
+}
+
+/// IPv4-mapped IPv6 addresses (a dual-stack socket's view of an IPv4 peer) as plain IPv4.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), addr.port()),
+            None => addr,
+        },
+        IpAddr::V4(_) => addr,
+    }
+}
+
+#[cfg(test)]
+mod tests;
