@@ -1,7 +1,29 @@
 //! `cogbroker`: a local token broker for Amazon Cognito user pools, as a library behind the binary.
+//!
+//! Modules:
+//! - [`config`]: the TOML file and `COGBROKER_*` overrides, parsed and validated into a typed
+//!   [`config::Config`] before anything binds; secret sources resolved lazily at use.
+//! - [`store`]: the only code that touches the OS keyring or the session files
+//!   ([`store::SecretStore`]: keyring, 0600 file store, memory for tests).
+//! - [`broker`]: the only owner of tokens: logins, single-flight refresh, rotation-safe
+//!   persistence, stale-while-revalidate, the periodic wall-clock tick, events and metrics.
+//! - [`listen`]: binding the Unix socket (0700 dir, 0600 socket, stale/live detection, socket
+//!   activation) and loopback TCP; who is on the other end of a connection (`SO_PEERCRED`, the
+//!   kernel's TCP table).
+//! - [`server`]: the local HTTP API (axum) behind the listener checks (Host, Origin,
+//!   Sec-Fetch-Site, proxy headers, peer uid, API key, `X-Cogbroker-Request`), limits and
+//!   graceful shutdown.
+//! - [`serve`]: the `serve` command: config validated before binding, process hardening,
+//!   `READY=1` before any upstream call, the systemd watchdog, SIGTERM → graceful stop.
+//! - [`cli`]: the command line (clap) and the exit codes; [`client`]: its HTTP/1 client to the
+//!   daemon over the Unix socket or loopback TCP; [`demo`]: `cogbroker demo`.
 
 pub mod broker;
+pub mod cli;
+pub mod client;
 pub mod config;
+pub mod demo;
 pub mod listen;
+pub mod serve;
 pub mod server;
 pub mod store;

@@ -1,0 +1,445 @@
+//! The command line: argument definitions (clap derive), dispatch, and the mapping of failures
+//! to exit codes (design.md §6). One submodule per command group.
+
+mod doctor;
+mod login;
+pub(crate) mod session;
+mod terminal;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+use crate::client::{ClientError, DaemonClient, Target};
+use crate::config::{self, Config, ProcessEnv};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: any other error.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: bad usage (also what clap uses).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the daemon is not reachable.
+pub const EXIT_DAEMON_UNREACHABLE: u8 = 3;
+/// Exit code: the profile needs `cogbroker login <p>`.
+pub const EXIT_LOGIN_REQUIRED: u8 = 4;
+/// Exit code: Cognito is unavailable and no valid token is cached.
+pub const EXIT_UPSTREAM_UNAVAILABLE: u8 = 5;
+
+/// A local token broker for Amazon Cognito user pools.
+///
+/// A daemon (`cogbroker serve`) logs you in once, keeps the refresh token in the OS keyring,
+/// refreshes tokens before they expire and hands them to local tools over a Unix socket and
+/// loopback HTTP. Every other command talks to that daemon.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cogbroker",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes: 0 ok, 1 error, 2 usage, 3 daemon not reachable, 4 login required, \
+                  5 upstream unavailable, 130 interrupted.\nStart with `cogbroker demo` to try it against a local \
+                  emulator."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file [default: $XDG_CONFIG_HOME/cogbroker/config.toml]
+    #[arg(long, global = true, env = "COGBROKER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Reach the daemon on this Unix socket instead of the configured one
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "url")]
+    pub socket: Option<PathBuf>,
+    /// Reach the daemon over loopback TCP, e.g. http://127.0.0.1:7467
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<url::Url>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (foreground; systemd `Type=notify` aware)
+    Serve,
+    /// Log a profile in: prompts for the password and any challenge on the terminal
+    Login(LoginArgs),
+    /// Print a token valid for at least --min-ttl (stdout carries only the token)
+    Token(TokenArgs),
+    /// Show the state of one profile or all of them
+    Status(StatusArgs),
+    /// Refresh a profile's tokens now
+    Refresh(ProfileArg),
+    /// Revoke the session and erase the stored refresh token
+    Logout(LogoutArgs),
+    /// List the configured profiles
+    Profiles(ProfilesArgs),
+    /// Check the configuration, store, socket, daemon, clock skew and Cognito reachability
+    Doctor,
+    /// Print a shell completion script
+    Completions(CompletionsArgs),
+    /// Run a local emulator and daemon, log in and show how to get tokens
+    Demo(DemoArgs),
+}
+
+/// `login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The profile to log in
+    pub profile: String,
+    /// Read the password from the first line of standard input (for scripts)
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The profile
+    pub profile: String,
+    /// Which token
+    #[arg(long, value_enum, default_value_t = TokenKindArg::Access)]
+    pub kind: TokenKindArg,
+    /// The token must stay valid at least this long (e.g. 90s, 5m, 1h)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub min_ttl: Option<Duration>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = TokenFormat::Raw)]
+    pub format: TokenFormat,
+}
+
+/// Which token `token` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TokenKindArg {
+    /// The access token (for APIs)
+    Access,
+    /// The id token (identity claims)
+    Id,
+}
+
+/// How `token` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TokenFormat {
+    /// The bare token and a newline
+    Raw,
+    /// The daemon's JSON object (token, expires_at, expires_in, ...)
+    Json,
+    /// `Authorization: Bearer <token>`
+    Header,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One profile (default: all)
+    pub profile: Option<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A command taking one profile.
+#[derive(Debug, Args)]
+pub struct ProfileArg {
+    /// The profile
+    pub profile: String,
+}
+
+/// `logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The profile
+    pub profile: String,
+    /// Also forget this device at Cognito (the next login asks for MFA again)
+    #[arg(long)]
+    pub forget_device: bool,
+}
+
+/// `profiles`.
+#[derive(Debug, Args)]
+pub struct ProfilesArgs {
+    /// Print JSON instead of one name per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: clap_complete::Shell,
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Wait for one background refresh, then exit (what CI runs)
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// Exit code: stopped by Ctrl-C (the shell convention, 128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The person pressed Ctrl-C (exit code 130).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
+
+/// A usage mistake found after parsing (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve => crate::serve::main(cli.global.config.as_deref()),
+        Command::Demo(args) => crate::demo::main(args.once),
+        Command::Completions(args) => {
+            let mut stdout = std::io::stdout().lock();
+            clap_complete::generate(args.shell, &mut Cli::command(), "cogbroker", &mut stdout);
+            stdout.flush().context("writing to stdout failed")
+        }
+        Command::Doctor => block_on(doctor::run(&cli.global)),
+        Command::Login(args) => block_on(async {
+            let daemon = Daemon::connect(&cli.global)?;
+            login::run(&daemon, &args).await
+        }),
+        Command::Token(args) => block_on(async {
+            let daemon = Daemon::connect(&cli.global)?;
+            session::token(&daemon, &args).await
+        }),
+        Command::Status(args) => block_on(async {
+            let daemon = Daemon::connect(&cli.global)?;
+            session::status(&daemon, &args).await
+        }),
+        Command::Refresh(args) => block_on(async {
+            let daemon = Daemon::connect(&cli.global)?;
+            session::refresh(&daemon, &args.profile).await
+        }),
+        Command::Logout(args) => block_on(async {
+            let daemon = Daemon::connect(&cli.global)?;
+            session::logout(&daemon, &args).await
+        }),
+        Command::Profiles(args) => block_on(async {
+            let daemon = Daemon::connect(&cli.global)?;
+            session::profiles(&daemon, &args).await
+        }),
+    }
+}
+
+/// Maps an error to the documented exit code.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(client_error) = cause.downcast_ref::<ClientError>() {
+            return match client_error {
+                ClientError::Unreachable { .. } => EXIT_DAEMON_UNREACHABLE,
+                ClientError::Api { code, .. } if code == "login_required" => EXIT_LOGIN_REQUIRED,
+                ClientError::Api { code, .. } if code == "upstream_unavailable" => {
+                    EXIT_UPSTREAM_UNAVAILABLE
+                }
+                _ => EXIT_ERROR,
+            };
+        }
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return EXIT_USAGE;
+        }
+        if cause.downcast_ref::<Interrupted>().is_some() {
+            return EXIT_INTERRUPTED;
+        }
+    }
+    EXIT_ERROR
+}
+
+/// Parses `90`, `90s`, `5m`, `1h`, `2d` (and combinations such as `1h30m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration".to_owned());
+    }
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for character in text.chars() {
+        if character.is_ascii_digit() {
+            number.push(character);
+            continue;
+        }
+        let unit = match character {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(format!("invalid duration {text:?}: use e.g. 90s, 5m, 1h")),
+        };
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}: a number must precede each unit"))?;
+        number.clear();
+        total = value
+            .checked_mul(unit)
+            .and_then(|seconds| total.checked_add(seconds))
+            .ok_or_else(|| format!("duration {text:?} is too long"))?;
+    }
+    if !number.is_empty() {
+        return Err(format!(
+            "invalid duration {text:?}: the last number has no unit"
+        ));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// The daemon as the CLI reaches it, plus the configuration when one was loaded.
+#[derive(Debug)]
+pub(crate) struct Daemon {
+    pub(crate) client: DaemonClient,
+    pub(crate) config: Option<Config>,
+}
+
+impl Daemon {
+    /// Resolves where the daemon listens: `--url`, `--socket`, else the configuration file
+    /// (its socket, else its TCP listener), else the default socket path.
+    pub(crate) fn connect(global: &GlobalArgs) -> anyhow::Result<Self> {
+        if let Some(url) = &global.url {
+            let config = load_config(global).ok();
+            let api_key = config.as_ref().map(read_api_key).transpose()?.flatten();
+            return Ok(Self {
+                client: DaemonClient::new(Target::from_url(url)?, api_key),
+                config,
+            });
+        }
+        if let Some(socket) = &global.socket {
+            return Ok(Self {
+                client: DaemonClient::new(Target::Unix(socket.clone()), None),
+                config: load_config(global).ok(),
+            });
+        }
+        let config = load_config(global)?;
+        let target = target_from_config(&config)?;
+        let config = Some(config);
+        let api_key = config.as_ref().map(read_api_key).transpose()?.flatten();
+        Ok(Self {
+            client: DaemonClient::new(target, api_key),
+            config,
+        })
+    }
+}
+
+/// Loads the configuration: an explicit `--config` / `COGBROKER_CONFIG` file must exist; a
+/// missing default file means the defaults (no profiles).
+pub(crate) fn load_config(global: &GlobalArgs) -> anyhow::Result<Config> {
+    let env = ProcessEnv;
+    match &global.config {
+        Some(path) => config::load(path, &env),
+        None => config::load_or_default(&config::default_path(&env), &env),
+    }
+}
+
+/// The daemon address a configuration describes.
+pub(crate) fn target_from_config(config: &Config) -> anyhow::Result<Target> {
+    if let config::SocketSetting::Path(path) = &config.daemon.socket {
+        return Ok(Target::Unix(path.clone()));
+    }
+    if let config::Listen::Tcp(addr) = &config.daemon.listen {
+        return Ok(Target::Tcp(*addr));
+    }
+    Err(UsageError(format!(
+        "{} turns both the socket and TCP off: the daemon cannot be reached",
+        config.path.display()
+    ))
+    .into())
+}
+
+pub(crate) fn read_api_key(config: &Config) -> anyhow::Result<Option<SecretString>> {
+    let Some(path) = &config.daemon.api_key_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the API key file {} failed", path.display()))?;
+    let key = text.trim();
+    anyhow::ensure!(
+        !key.is_empty(),
+        "the API key file {} is empty",
+        path.display()
+    );
+    Ok(Some(SecretString::from(key.to_owned())))
+}
+
+fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime failed")?
+        .block_on(future)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let check = |text: &str, seconds: u64| {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(seconds)),
+                "{text}"
+            );
+        };
+        check("90", 90);
+        check("90s", 90);
+        check("5m", 300);
+        check("1h30m", 5400);
+        check("2d", 172_800);
+        for bad in ["", "m", "5x", "5m3", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exit_codes_follow_the_daemon_error() {
+        let api = |code: &str| {
+            anyhow::Error::new(ClientError::Api {
+                status: 400,
+                code: code.to_owned(),
+                message: "m".to_owned(),
+                retry_after: None,
+                hint: String::new(),
+            })
+        };
+        assert_eq!(exit_code(&api("login_required")), EXIT_LOGIN_REQUIRED);
+        assert_eq!(
+            exit_code(&api("upstream_unavailable")),
+            EXIT_UPSTREAM_UNAVAILABLE
+        );
+        assert_eq!(exit_code(&api("unknown_profile")), EXIT_ERROR);
+        let unreachable = anyhow::Error::new(ClientError::Unreachable {
+            target: "unix:/x".to_owned(),
+            reason: "connection refused".to_owned(),
+        })
+        .context("getting a token failed");
+        assert_eq!(exit_code(&unreachable), EXIT_DAEMON_UNREACHABLE);
+        assert_eq!(exit_code(&UsageError("x".to_owned()).into()), EXIT_USAGE);
+        assert_eq!(
+            exit_code(&anyhow::Error::new(Interrupted).context("login failed")),
+            EXIT_INTERRUPTED
+        );
+        assert_eq!(exit_code(&anyhow::anyhow!("other")), EXIT_ERROR);
+    }
+}

@@ -1,0 +1,327 @@
+//! `cogbroker demo`: a local Cognito emulator with a demo user, a daemon on a temporary socket
+//! and port (the same code as `serve`), a real SRP login through the HTTP API, and the exact
+//! commands to get a token. `--once` waits for one background refresh and exits (CI runs it).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+use crate::broker::{BrokerEvent, BrokerOptions};
+use crate::cli::session::write_stdout;
+use crate::client::{DaemonClient, Target};
+use crate::config;
+use crate::listen;
+use crate::serve::{self, Daemon, Notify};
+
+/// The demo user's password. It only exists in the in-process emulator, so printing it is fine.
+pub const DEMO_PASSWORD: &str = "Demo-Passw0rd!";
+const DEMO_POOL: &str = "us-east-1_Demo1";
+const DEMO_CLIENT: &str = "demo-public";
+const DEMO_USER: &str = "demo";
+const PREFERRED_PORT: u16 = 7467;
+
+/// Runs the demo (blocking until Ctrl-C, or until one refresh with `once`).
+pub fn main(once: bool) -> anyhow::Result<()> {
+    serve::harden_process()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime failed")?;
+    runtime.block_on(run(once))
+}
+
+async fn run(once: bool) -> anyhow::Result<()> {
+    // Short tokens so refreshes show up quickly: 60 s, or 20 s when only one refresh is awaited.
+    let token_seconds: u64 = if once { 20 } else { 60 };
+    let workdir = tempfile::Builder::new()
+        .prefix("cogbroker-demo-")
+        .tempdir()
+        .context("creating a temporary directory failed")?;
+
+    let seed = cognito_emulator::Seed::from_toml(&seed_toml(token_seconds))
+        .context("the demo seed is invalid")?;
+    let emulator =
+        cognito_emulator::Emulator::start(seed, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .context("starting the Cognito emulator failed")?;
+    let endpoint = emulator.endpoint();
+
+    let port = if port_is_free(PREFERRED_PORT) {
+        PREFERRED_PORT
+    } else {
+        0
+    };
+    let runtime_dir = workdir.path().join("run");
+    let state_dir = workdir.path().join("state");
+    let socket = runtime_dir.join("cogbroker.sock");
+    let config_path = workdir.path().join("config.toml");
+    std::fs::write(
+        &config_path,
+        config_toml(port, &socket, &state_dir, &endpoint),
+    )
+    .with_context(|| format!("writing {} failed", config_path.display()))?;
+
+    // The demo's own settings win over COGBROKER_* variables the user may have exported.
+    let env: BTreeMap<String, String> = BTreeMap::new();
+    let config = config::load(&config_path, &env)?;
+    serve::init_tracing(&config.daemon.log);
+    let listeners = listen::bind(&config.daemon, &env)?;
+    // A short tick so the demo's short tokens are refreshed promptly; otherwise production values.
+    let options = BrokerOptions {
+        tick_interval: Duration::from_secs(2),
+        ..BrokerOptions::new()
+    };
+    let daemon = Daemon::start(config, listeners, options, Notify::Silent).await?;
+    let outcome = demonstrate(&daemon, once, token_seconds, &endpoint, &config_path).await;
+    let stopped = daemon.stop().await;
+    emulator.shutdown().await;
+    outcome.and(stopped)
+}
+
+async fn demonstrate(
+    daemon: &Daemon,
+    once: bool,
+    token_seconds: u64,
+    endpoint: &str,
+    config_path: &Path,
+) -> anyhow::Result<()> {
+    let socket = daemon
+        .unix_path()
+        .context("the demo daemon has no Unix socket")?
+        .to_path_buf();
+    let tcp = daemon
+        .tcp_addr()
+        .context("the demo daemon has no TCP listener")?;
+    let mut events = daemon.broker().subscribe();
+    let unix_client = DaemonClient::new(Target::Unix(socket.clone()), None);
+
+    let login = unix_client
+        .post_json(
+            "/v1/profiles/demo/login",
+            json!({ "password": DEMO_PASSWORD }),
+        )
+        .await
+        .context("the demo login failed")?;
+    anyhow::ensure!(
+        login.get("status").and_then(Value::as_str) == Some("authenticated"),
+        "the demo login did not complete: {}",
+        login
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("no status")
+    );
+    let first = unix_client
+        .get_json("/v1/profiles/demo/token")
+        .await
+        .context("getting the demo token failed")?;
+    let token = first
+        .get("token")
+        .and_then(Value::as_str)
+        .context("no token in the reply")?;
+    // The login itself published tokens too: only a later expiry is a refresh.
+    let first_expiry = std::time::SystemTime::now()
+        + Duration::from_secs(first.get("expires_in").and_then(Value::as_u64).unwrap_or(0));
+
+    let socket_text = socket.display().to_string();
+    let mut banner = String::new();
+    let _ = writeln!(
+        banner,
+        "cogbroker demo: a local Cognito emulator and a daemon, all in this process\n"
+    );
+    let _ = writeln!(
+        banner,
+        "  emulator   {endpoint}  (pool {DEMO_POOL}, client {DEMO_CLIENT})"
+    );
+    let _ = writeln!(
+        banner,
+        "  user       {DEMO_USER} / {DEMO_PASSWORD}  (a fake account in the emulator)"
+    );
+    let _ = writeln!(banner, "  daemon     unix:{socket_text}  and  http://{tcp}");
+    let _ = writeln!(banner, "  config     {}", config_path.display());
+    let _ = writeln!(
+        banner,
+        "  login      SRP as {DEMO_USER}: access token {}… valid {token_seconds} s, refreshed in the background\n",
+        token.chars().take(16).collect::<String>()
+    );
+    let _ = writeln!(banner, "Get a token from another terminal:\n");
+    let _ = writeln!(banner, "  cogbroker --socket {socket_text} token demo");
+    let _ = writeln!(
+        banner,
+        "  cogbroker --url http://{tcp} token demo --format header"
+    );
+    let _ = writeln!(
+        banner,
+        "  curl -s --unix-socket {socket_text} -H 'X-Cogbroker-Request: 1' http://localhost/v1/profiles/demo/token"
+    );
+    let _ = writeln!(
+        banner,
+        "  curl -s -H 'X-Cogbroker-Request: 1' http://{tcp}/v1/profiles/demo/token"
+    );
+    let _ = writeln!(
+        banner,
+        "  curl -s -H 'X-Cogbroker-Request: 1' http://{tcp}/v1/profiles/demo\n"
+    );
+    let _ = writeln!(
+        banner,
+        "$ cogbroker --socket {socket_text} token demo\n{token}\n"
+    );
+    write_stdout(&banner)?;
+
+    if once {
+        let wait = Duration::from_secs(token_seconds * 3 + 30);
+        let expires_in = wait_for_refresh(&mut events, first_expiry, wait).await?;
+        let tcp_client = DaemonClient::new(Target::Tcp(tcp), None);
+        let second = tcp_client
+            .get_json("/v1/profiles/demo/token")
+            .await
+            .context("getting the refreshed token over TCP failed")?;
+        let refreshed = second
+            .get("token")
+            .and_then(Value::as_str)
+            .context("no token in the reply")?;
+        anyhow::ensure!(
+            refreshed != token,
+            "the daemon still hands out the token from before the refresh"
+        );
+        write_stdout(&format!(
+            "refreshed in the background: a new token valid {expires_in} s was served over TCP; demo done\n"
+        ))?;
+        return Ok(());
+    }
+
+    write_stdout("Serving until Ctrl-C; background refreshes are logged below.\n")?;
+    loop {
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => {
+                result.context("waiting for Ctrl-C failed")?;
+                write_stdout("\nstopping\n")?;
+                return Ok(());
+            }
+            event = events.recv() => match event {
+                Ok(BrokerEvent::TokenRefreshed { profile, .. }) => {
+                    write_stdout(&format!("{profile}: tokens refreshed in the background\n"))?;
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    anyhow::bail!("the broker stopped publishing events");
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the background refresh of the demo profile (an event, not a sleep): tokens
+/// published with an expiry clearly after `first_expiry`. Returns the new token's lifetime.
+async fn wait_for_refresh(
+    events: &mut tokio::sync::broadcast::Receiver<BrokerEvent>,
+    first_expiry: std::time::SystemTime,
+    limit: Duration,
+) -> anyhow::Result<u64> {
+    // `expires_in` is whole seconds, so the login's own event may be up to a second later.
+    let threshold = first_expiry + Duration::from_secs(2);
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(BrokerEvent::TokenRefreshed {
+                    profile,
+                    expires_at,
+                }) if profile == "demo" && expires_at > threshold => {
+                    let seconds = expires_at
+                        .duration_since(std::time::SystemTime::now())
+                        .map_or(0, |left| left.as_secs());
+                    return Ok(seconds);
+                }
+                Ok(BrokerEvent::RefreshFailed { profile, class }) if profile == "demo" => {
+                    tracing::warn!(class = ?class, "a demo refresh attempt failed; waiting for the next");
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    anyhow::bail!("the broker stopped publishing events before a refresh");
+                }
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait)
+        .await
+        .with_context(|| format!("no background refresh within {} s", limit.as_secs()))?
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+}
+
+fn seed_toml(token_seconds: u64) -> String {
+    format!(
+        r#"[[pools]]
+id = "{DEMO_POOL}"
+device_tracking = "off"
+mfa = "off"
+
+[[pools.clients]]
+id = "{DEMO_CLIENT}"
+access_token_ttl = {token_seconds}
+id_token_ttl = {token_seconds}
+rotation = {{ enabled = true, grace_seconds = 60 }}
+
+[[pools.users]]
+username = "{DEMO_USER}"
+password = "{DEMO_PASSWORD}"
+status = "CONFIRMED"
+email = "demo@example.com"
+"#
+    )
+}
+
+fn config_toml(port: u16, socket: &Path, state_dir: &Path, endpoint: &str) -> String {
+    format!(
+        r#"[daemon]
+listen = "127.0.0.1:{port}"
+socket = {socket}
+store = "memory"
+state_dir = {state_dir}
+log = "info"
+
+[profiles.demo]
+region = "us-east-1"
+user_pool_id = "{DEMO_POOL}"
+client_id = "{DEMO_CLIENT}"
+username = "{DEMO_USER}"
+endpoint = "{endpoint}"
+"#,
+        socket = toml_string(&socket.display().to_string()),
+        state_dir = toml_string(&state_dir.display().to_string()),
+    )
+}
+
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_files_parse() {
+        cognito_emulator::Seed::from_toml(&seed_toml(20)).unwrap();
+        let env: BTreeMap<String, String> = BTreeMap::new();
+        let config = config::parse(
+            &config_toml(
+                0,
+                Path::new("/tmp/x/run/cogbroker.sock"),
+                Path::new("/tmp/x/state"),
+                "http://127.0.0.1:9229",
+            ),
+            Path::new("/tmp/x/config.toml"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(config.profiles.len(), 1);
+    }
+}
