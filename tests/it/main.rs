@@ -1,0 +1,4 @@
+//! End-to-end tests, one binary.
+mod cli;
+mod daemon;
+mod flows;
