@@ -1,0 +1,135 @@
+# cogbroker: `make demo` to see it work, `make test` to check everything (what CI runs).
+#
+# Every target installs what it needs when it is missing (the interop venv, gnome-keyring as
+# root), so a fresh Debian machine with Rust and Python needs nothing done by hand.
+
+CARGO ?= cargo
+PYTHON ?= python3
+
+# The pinned moto for `make interop` (shared/peers.md was checked against this version).
+MOTO_VERSION := 5.2.5
+VENV := target/interop-venv
+MOTO_SERVER := $(VENV)/bin/moto_server
+MOTO_STAMP := $(VENV)/.moto-$(MOTO_VERSION)
+
+# Where `make install` puts things (per user, no root needed).
+BIN_DIR ?= $(HOME)/.local/bin
+UNIT_DIR ?= $(HOME)/.config/systemd/user
+
+# The password that unlocks the throwaway keyring of `make keyring`; it guards nothing.
+KEYRING_TEST_PASSWORD := cogbroker-test
+
+.DEFAULT_GOAL := help
+.PHONY: help build demo test fmt fmt-check clippy lint unit demo-once interop keyring keyring-deps \
+	install clean-venv
+
+help:
+	@echo 'make demo        build and run `cogbroker demo`: an emulator, the daemon, a login, tokens'
+	@echo 'make test        everything CI checks: fmt, clippy, build, unit + e2e tests, demo, interop, keyring'
+	@echo 'make build       build the binaries (cogbroker, cognito-emulator)'
+	@echo 'make interop     the auth flows against moto (installs moto $(MOTO_VERSION) in $(VENV))'
+	@echo 'make keyring     the store against a real Secret Service (gnome-keyring in a private D-Bus)'
+	@echo 'make lint        rustfmt --check and clippy -D warnings'
+	@echo 'make fmt         format the workspace'
+	@echo 'make install     the binary to $(BIN_DIR), the systemd user units to $(UNIT_DIR)'
+	@echo 'make clean-venv  remove the interop venv'
+
+build:
+	$(CARGO) build --workspace --bins
+
+demo: build
+	$(CARGO) run --quiet -p cogbroker -- demo
+
+# In this order, cheapest first, so a formatting slip fails in a second, not after the suite
+# (sub-makes, so `make -j test` keeps the order too).
+test:
+	$(MAKE) --no-print-directory fmt-check
+	$(MAKE) --no-print-directory clippy
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory demo-once
+	$(MAKE) --no-print-directory interop
+	$(MAKE) --no-print-directory keyring
+	@echo '==> make test: all checks passed'
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	@echo '==> cargo fmt --check'
+	$(CARGO) fmt --all -- --check
+
+# `--all-targets` skips the `test = false` targets (interop, keyring), so they are named explicitly.
+clippy:
+	@echo '==> cargo clippy -D warnings'
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p cogbroker-e2e --test interop --test keyring -- -D warnings
+
+lint: fmt-check clippy
+
+# nextest runs each test in its own process and in parallel; doctests need `cargo test --doc`.
+unit: build
+	@echo '==> unit, router and end-to-end tests'
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		echo '$(CARGO) nextest run --workspace --no-fail-fast'; \
+		$(CARGO) nextest run --workspace --no-fail-fast --no-tests=warn && \
+		echo '$(CARGO) test --doc --workspace' && \
+		$(CARGO) test --doc --workspace; \
+	else \
+		echo '$(CARGO) test --workspace --no-fail-fast'; \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+demo-once: build
+	@echo '==> cogbroker demo --once'
+	target/debug/cogbroker demo --once
+
+$(MOTO_STAMP):
+	@echo '==> installing moto[server]==$(MOTO_VERSION) into $(VENV)'
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
+		echo 'make interop: `$(PYTHON) -m venv` is unavailable; install it (Debian: apt-get install python3-venv)' >&2; \
+		exit 1; }
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)'
+	touch $@
+
+interop: $(MOTO_STAMP)
+	@echo '==> interop against moto $(MOTO_VERSION)'
+	COGBROKER_MOTO_SERVER='$(abspath $(MOTO_SERVER))' $(CARGO) test -p cogbroker-e2e --test interop
+
+# Installs the Secret Service when it is missing and we may (root with apt-get); otherwise says how.
+keyring-deps:
+	@if command -v dbus-run-session >/dev/null 2>&1 && command -v dbus-send >/dev/null 2>&1 && \
+		command -v gnome-keyring-daemon >/dev/null 2>&1 && command -v secret-tool >/dev/null 2>&1; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo '==> installing gnome-keyring and dbus (apt-get)'; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			gnome-keyring libsecret-tools dbus dbus-bin dbus-daemon dbus-session-bus-common >/dev/null; \
+	else \
+		echo 'make keyring needs gnome-keyring-daemon, secret-tool, dbus-run-session and dbus-send:' >&2; \
+		echo '  sudo apt-get install gnome-keyring libsecret-tools dbus' >&2; \
+		exit 1; \
+	fi
+
+# A private session bus with a freshly unlocked gnome-keyring (tests/keyring/session.sh), so the
+# test never touches a real keyring. The test binary is built first so the bus lives only as long
+# as the test.
+keyring: keyring-deps build
+	@echo '==> keyring against a real Secret Service (gnome-keyring in a private D-Bus session)'
+	$(CARGO) test -p cogbroker-e2e --test keyring --no-run
+	COGBROKER_KEYRING_PASSWORD='$(KEYRING_TEST_PASSWORD)' COGBROKER_TEST_KEYRING=1 \
+		dbus-run-session -- sh tests/keyring/session.sh $(CARGO) test -p cogbroker-e2e --test keyring
+
+install:
+	$(CARGO) build --release -p cogbroker
+	install -d '$(BIN_DIR)' '$(UNIT_DIR)'
+	install -m 0755 target/release/cogbroker '$(BIN_DIR)/cogbroker'
+	install -m 0644 systemd/cogbroker.service systemd/cogbroker.socket '$(UNIT_DIR)/'
+	@echo 'installed $(BIN_DIR)/cogbroker and the units in $(UNIT_DIR); now run:'
+	@echo '  systemctl --user daemon-reload && systemctl --user enable --now cogbroker.socket'
+
+clean-venv:
+	rm -rf $(VENV)
