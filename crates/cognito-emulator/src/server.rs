@@ -214,7 +214,22 @@ fn router(shared: Arc<Shared>) -> Router {
                 axum::Json(json!({ "message": "Not Found" })),
             )
         })
+        .layer(axum::middleware::map_response_with_state(
+            Arc::clone(&shared),
+            date_header,
+        ))
         .with_state(shared)
+}
+
+/// Every answer carries a `Date` from the emulator clock (host time plus the offset), as
+/// Cognito's `Date` follows Cognito's clock: `cogbroker doctor` measures clock skew from it.
+/// hyper adds its own (host time) `Date` only when the response has none.
+async fn date_header(State(shared): State<Arc<Shared>>, mut response: Response) -> Response {
+    let date = httpdate::fmt_http_date(shared.clock.now());
+    if let Ok(value) = HeaderValue::from_str(&date) {
+        response.headers_mut().insert(header::DATE, value);
+    }
+    response
 }
 
 /// One Cognito call: faults first, then the operation in a blocking task (SRP is CPU work).

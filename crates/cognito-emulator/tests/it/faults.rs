@@ -97,6 +97,80 @@ async fn latency_is_injected_without_real_waiting() {
     assert!(before.elapsed() >= std::time::Duration::from_secs(600));
 }
 
+/// Seconds from the host clock to an HTTP `Date` header (negative: the header is behind).
+fn date_offset(response: &reqwest::Response) -> i64 {
+    let text = response
+        .headers()
+        .get("date")
+        .expect("every answer has a Date header")
+        .to_str()
+        .expect("ascii");
+    assert!(text.ends_with(" GMT"), "IMF-fixdate: {text}");
+    let date = httpdate::parse_http_date(text).expect("an RFC 7231 date");
+    let host = std::time::SystemTime::now();
+    match date.duration_since(host) {
+        Ok(ahead) => ahead.as_secs_f64().round() as i64,
+        Err(behind) => -(behind.duration().as_secs_f64().round() as i64),
+    }
+}
+
+#[tokio::test]
+async fn date_header_follows_the_emulator_clock() {
+    let env = start(SEED).await;
+    // One-second resolution, and the request takes a moment: allow a little slack.
+    let near = |offset: i64, expected: i64| (offset - expected).abs() <= 2;
+
+    let ok = env
+        .raw(
+            "InitiateAuth",
+            &json!({ "AuthFlow": "USER_PASSWORD_AUTH", "ClientId": PUBLIC,
+                     "AuthParameters": { "USERNAME": "alice", "PASSWORD": PASSWORD } }),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    assert!(near(date_offset(&ok), 0), "{:?}", ok.headers().get("date"));
+
+    env.handle.set_clock_offset(600);
+    let ok = env
+        .raw(
+            "InitiateAuth",
+            &json!({ "AuthFlow": "USER_PASSWORD_AUTH", "ClientId": PUBLIC,
+                     "AuthParameters": { "USERNAME": "alice", "PASSWORD": PASSWORD } }),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    assert!(
+        near(date_offset(&ok), 600),
+        "{:?}",
+        ok.headers().get("date")
+    );
+    assert_eq!(
+        ok.headers().get_all("date").iter().count(),
+        1,
+        "one Date header, not hyper's as well"
+    );
+
+    // Errors, injected faults and the other routes (doctor probes `GET /`) follow it too.
+    let error = env.raw("InitiateAuth", &json!({})).await;
+    assert_eq!(error.status(), 400);
+    assert!(near(date_offset(&error), 600));
+    env.handle.inject(Fault::throttle("GetUser"));
+    let throttled = env.raw("GetUser", &json!({ "AccessToken": "x" })).await;
+    assert_eq!(throttled.status(), 400);
+    assert!(near(date_offset(&throttled), 600));
+    env.handle.set_clock_offset(-3600);
+    let probe = env.http.get(env.url("/")).send().await.expect("answered");
+    assert!(near(date_offset(&probe), -3600));
+    let jwks = env
+        .http
+        .get(env.url(&format!("/{POOL}/.well-known/jwks.json")))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(jwks.status(), 200);
+    assert!(near(date_offset(&jwks), -3600));
+}
+
 #[tokio::test]
 async fn control_api_over_http() {
     let env = start(SEED).await;
