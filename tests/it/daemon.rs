@@ -588,6 +588,69 @@ fn doctor_reports_pass_warn_fail_with_advice() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The doctor line of `check` (e.g. `dev clock`) and the number of seconds it names.
+fn doctor_clock_line(report: &str, check: &str) -> anyhow::Result<(String, i64)> {
+    let line = report
+        .lines()
+        .find(|line| line.get(6..).is_some_and(|rest| rest.starts_with(check)))
+        .with_context(|| format!("a {check} line in:\n{report}"))?
+        .to_owned();
+    let seconds = line
+        .split_whitespace()
+        .zip(line.split_whitespace().skip(1))
+        .find(|(_, unit)| *unit == "s")
+        .and_then(|(number, _)| number.parse::<i64>().ok())
+        .with_context(|| format!("a number of seconds in {line:?}"))?;
+    Ok((line, seconds))
+}
+
+#[test]
+fn doctor_measures_clock_skew_from_the_servers_date_header() -> anyhow::Result<()> {
+    let emulator = EmulatorHost::start(&seed())?;
+    let sandbox = Sandbox::new(&emulator.endpoint, &[alice("dev")])?;
+    let mut daemon = sandbox.serve(&[])?;
+
+    // Cognito's clock 10 minutes ahead of ours: beyond the 60 s limit, a failure.
+    emulator.handle.set_clock_offset(600);
+    let output = sandbox.cli(&["doctor"], None)?;
+    expect_code(&output, 1)?;
+    let report = stdout(&output);
+    let (line, seconds) = doctor_clock_line(&report, "dev clock")?;
+    ensure!(line.starts_with("FAIL"), "{report}");
+    ensure!(
+        (598..=602).contains(&seconds) && line.contains("behind the server"),
+        "{line}"
+    );
+    ensure!(line.contains("timedatectl set-ntp true"), "{line}");
+    ensure!(report.contains("PASS  daemon"), "{report}");
+    ensure!(
+        report.contains("1 failed"),
+        "only the clock fails: {report}"
+    );
+
+    // 30 s behind ours: a warning, and doctor succeeds.
+    emulator.handle.set_clock_offset(-30);
+    let output = sandbox.cli(&["doctor"], None)?;
+    expect_code(&output, 0)?;
+    let report = stdout(&output);
+    let (line, seconds) = doctor_clock_line(&report, "dev clock")?;
+    ensure!(line.starts_with("WARN"), "{report}");
+    ensure!(
+        (28..=32).contains(&seconds) && line.contains("ahead of the server"),
+        "{line}"
+    );
+
+    // Back in step: a pass.
+    emulator.handle.set_clock_offset(0);
+    let output = sandbox.cli(&["doctor"], None)?;
+    expect_code(&output, 0)?;
+    let report = stdout(&output);
+    let (line, _) = doctor_clock_line(&report, "dev clock")?;
+    ensure!(line.starts_with("PASS") && line.contains("skew"), "{line}");
+    ensure!(daemon.terminate()?.success());
+    Ok(())
+}
+
 #[test]
 fn completions_and_help() -> anyhow::Result<()> {
     let sandbox = Sandbox::new("http://127.0.0.1:9", &[])?;
