@@ -21,14 +21,15 @@ KEYRING_TEST_PASSWORD := cogbroker-test
 
 .DEFAULT_GOAL := help
 .PHONY: help build demo test fmt fmt-check clippy lint unit demo-once interop keyring keyring-deps \
-	install clean-venv
+	browser browser-deps install clean-venv
 
 help:
 	@echo 'make demo        build and run `cogbroker demo`: an emulator, the daemon, a login, tokens'
-	@echo 'make test        everything CI checks: fmt, clippy, build, unit + e2e tests, demo, interop, keyring'
+	@echo 'make test        everything CI checks: fmt, clippy, build, unit + e2e tests, demo, interop, keyring, browser'
 	@echo 'make build       build the binaries (cogbroker, cognito-emulator)'
 	@echo 'make interop     the auth flows against moto (installs moto $(MOTO_VERSION) in $(VENV))'
 	@echo 'make keyring     the store against a real Secret Service (gnome-keyring in a private D-Bus)'
+	@echo 'make browser     a web page in headless Chromium cannot read a token from the TCP port'
 	@echo 'make lint        rustfmt --check and clippy -D warnings'
 	@echo 'make fmt         format the workspace'
 	@echo 'make install     the binary to $(BIN_DIR), the systemd user units to $(UNIT_DIR)'
@@ -50,6 +51,7 @@ test:
 	$(MAKE) --no-print-directory demo-once
 	$(MAKE) --no-print-directory interop
 	$(MAKE) --no-print-directory keyring
+	$(MAKE) --no-print-directory browser
 	@echo '==> make test: all checks passed'
 
 fmt:
@@ -59,11 +61,11 @@ fmt-check:
 	@echo '==> cargo fmt --check'
 	$(CARGO) fmt --all -- --check
 
-# `--all-targets` skips the `test = false` targets (interop, keyring), so they are named explicitly.
+# `--all-targets` skips the `test = false` targets (interop, keyring, browser), so they are named explicitly.
 clippy:
 	@echo '==> cargo clippy -D warnings'
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p cogbroker-e2e --test interop --test keyring -- -D warnings
+	$(CARGO) clippy -p cogbroker-e2e --test interop --test keyring --test browser -- -D warnings
 
 lint: fmt-check clippy
 
@@ -114,6 +116,8 @@ keyring-deps:
 		exit 1; \
 	fi
 
+# The keyring tests share one Secret Service (and `secret-tool search --all` lists every item), so
+# they run one at a time: in parallel, one test's search raced another's delete.
 # A private session bus with a freshly unlocked gnome-keyring (tests/keyring/session.sh), so the
 # test never touches a real keyring. The test binary is built first so the bus lives only as long
 # as the test.
@@ -121,7 +125,28 @@ keyring: keyring-deps build
 	@echo '==> keyring against a real Secret Service (gnome-keyring in a private D-Bus session)'
 	$(CARGO) test -p cogbroker-e2e --test keyring --no-run
 	COGBROKER_KEYRING_PASSWORD='$(KEYRING_TEST_PASSWORD)' COGBROKER_TEST_KEYRING=1 \
-		dbus-run-session -- sh tests/keyring/session.sh $(CARGO) test -p cogbroker-e2e --test keyring
+		dbus-run-session -- sh tests/keyring/session.sh $(CARGO) test -p cogbroker-e2e --test keyring \
+		-- --test-threads=1
+
+# Installs Chromium when it is missing and we may (root with apt-get); otherwise says how.
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1; then \
+		exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo '==> installing chromium (apt-get)'; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo 'make browser needs Chromium (/usr/bin/chromium):' >&2; \
+		echo '  sudo apt-get install chromium' >&2; \
+		exit 1; \
+	fi
+
+# Security test 15: an attacker page in headless Chromium against the daemon on loopback TCP
+# (tests/browser/main.rs). The test fails, never skips, when Chromium is missing.
+browser: browser-deps build
+	@echo '==> a web page in headless Chromium against the daemon on loopback TCP'
+	$(CARGO) test -p cogbroker-e2e --test browser -- --nocapture
 
 install:
 	$(CARGO) build --release -p cogbroker

@@ -42,4 +42,4 @@ COGBROKER_KEYRING_PASSWORD=${COGBROKER_KEYRING_PASSWORD:-cogbroker-test}
 COGBROKER_TEST_KEYRING=1
 export COGBROKER_KEYRING_PASSWORD COGBROKER_TEST_KEYRING
 exec dbus-run-session -- sh tests/keyring/session.sh \
-    "$CARGO" test -p cogbroker-e2e --test keyring -- "$@"
+    "$CARGO" test -p cogbroker-e2e --test keyring -- --test-threads=1 "$@"
