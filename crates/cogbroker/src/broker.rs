@@ -302,7 +302,9 @@ pub struct AnswerInput {
 #[non_exhaustive]
 pub enum BrokerError {
     /// No such profile in the config.
-    #[error("unknown profile {0:?}")]
+    #[error(
+        "unknown profile {0:?}: the daemon's configuration has no [profiles.{0}] (`cogbroker profiles` lists the configured ones)"
+    )]
     UnknownProfile(String),
     /// No such pending login (never existed, answered, cancelled or expired).
     #[error("unknown login id; start the login again")]
@@ -319,7 +321,10 @@ pub enum BrokerError {
         reason: String,
     },
     /// Cognito could not be reached (or kept failing) and no valid token is left.
-    #[error("cognito is unavailable ({reason}); retry in {}s", retry_after.as_secs().max(1))]
+    #[error(
+        "cognito is unavailable ({reason}); retry in {}s (`cogbroker doctor` checks the endpoint and the network)",
+        retry_after.as_secs().max(1)
+    )]
     UpstreamUnavailable {
         /// When to retry.
         retry_after: Duration,
@@ -602,6 +607,12 @@ impl FailureClass {
             }
             Some(ErrorCode::LimitExceeded | ErrorCode::TooManyRequests) => return Self::Throttled,
             _ => {}
+        }
+        // A garbled reply (a proxy's page, a cut-off body, a broken token) is the upstream's
+        // momentary fault, not a configuration error: retry with backoff instead of waiting
+        // the longest after one bad answer.
+        if matches!(error, cognito_auth::Error::Protocol(_)) {
+            return Self::Transient;
         }
         match error.class() {
             ErrorClass::Transient => Self::Transient,

@@ -108,7 +108,8 @@ pub struct TokenArgs {
     /// Which token
     #[arg(long, value_enum, default_value_t = TokenKindArg::Access)]
     pub kind: TokenKindArg,
-    /// The token must stay valid at least this long (e.g. 90s, 5m, 1h)
+    /// The token must stay valid at least this long (e.g. 90s, 5m, 1h; more than 1d asks for the
+    /// freshest token)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub min_ttl: Option<Duration>,
     /// Output format
@@ -202,7 +203,20 @@ pub struct UsageError(pub String);
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve => crate::serve::main(cli.global.config.as_deref()),
+        Command::Serve => {
+            // They pick the daemon a client talks to; silently ignoring them here would leave
+            // the daemon listening somewhere else than the user asked.
+            if cli.global.socket.is_some() || cli.global.url.is_some() {
+                return Err(UsageError(
+                    "--socket and --url choose the daemon a client command talks to; for `serve` \
+                     set [daemon] socket and listen in the configuration (or COGBROKER_SOCKET and \
+                     COGBROKER_LISTEN)"
+                        .to_owned(),
+                )
+                .into());
+            }
+            crate::serve::main(cli.global.config.as_deref())
+        }
         Command::Demo(args) => crate::demo::main(args.once),
         Command::Completions(args) => {
             let mut stdout = std::io::stdout().lock();
@@ -281,7 +295,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             'm' => 60,
             'h' => 3600,
             'd' => 86_400,
-            _ => return Err(format!("invalid duration {text:?}: use e.g. 90s, 5m, 1h")),
+            _ => {
+                return Err(format!(
+                    "invalid duration {text:?}: use e.g. 90s, 5m, 1h, 1d"
+                ));
+            }
         };
         let value: u64 = number
             .parse()
@@ -404,6 +422,52 @@ mod tests {
         check("2d", 172_800);
         for bad in ["", "m", "5x", "5m3", "-1s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_min_ttl_longer_than_a_day_asks_for_a_day() {
+        let path = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            match cli.command {
+                Command::Token(args) => session::token_path(&args),
+                _ => unreachable!("a token command"),
+            }
+        };
+        assert_eq!(
+            path(&["cogbroker", "token", "dev", "--min-ttl", "2d"]),
+            "/v1/profiles/dev/token?kind=access&min_ttl=86400"
+        );
+        assert_eq!(
+            path(&[
+                "cogbroker",
+                "token",
+                "dev",
+                "--kind",
+                "id",
+                "--min-ttl",
+                "5m"
+            ]),
+            "/v1/profiles/dev/token?kind=id&min_ttl=300"
+        );
+        assert_eq!(
+            path(&["cogbroker", "token", "dev"]),
+            "/v1/profiles/dev/token?kind=access"
+        );
+    }
+
+    #[test]
+    fn serve_refuses_client_options() {
+        for args in [
+            ["cogbroker", "--socket", "/tmp/x.sock", "serve"],
+            ["cogbroker", "--url", "http://127.0.0.1:1", "serve"],
+        ] {
+            let error = run(Cli::try_parse_from(args).unwrap()).unwrap_err();
+            assert_eq!(exit_code(&error), EXIT_USAGE, "{error:#}");
+            assert!(
+                format!("{error:#}").contains("[daemon] socket"),
+                "{error:#}"
+            );
         }
     }
 

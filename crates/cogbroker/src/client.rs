@@ -119,6 +119,32 @@ impl ClientError {
         }
     }
 
+    /// Adds what to do to a refused sign-in (`invalid_credentials`).
+    pub fn with_credentials_hint(self, profile: &str) -> Self {
+        match self {
+            Self::Api {
+                status,
+                code,
+                message,
+                retry_after,
+                mut hint,
+            } if code == "invalid_credentials" => {
+                hint.push_str(&format!(
+                    "; check the password (and the profile's `username`), then run \
+                     `cogbroker login {profile}` again (repeated failures lock the account for a while)"
+                ));
+                Self::Api {
+                    status,
+                    code,
+                    message,
+                    retry_after,
+                    hint,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// The daemon's error code (`login_required`, `upstream_unavailable`, ...), if it answered.
     pub fn api_code(&self) -> Option<&str> {
         match self {
@@ -328,7 +354,8 @@ impl DaemonClient {
             )
         });
         let mut hint = String::new();
-        if code == "upstream_unavailable" {
+        // Our daemon's message already says when; a `Retry-After` it does not mention is added.
+        if code == "upstream_unavailable" && !message.contains("retry in") {
             if let Some(seconds) = reply.retry_after {
                 hint.push_str(&format!(" (retry in {seconds} s)"));
             }

@@ -536,33 +536,55 @@ fn parse_with(
     }
 }
 
-/// The best key name for a toml/serde error: the field named in the message, else the text at
-/// the span's line.
+/// The best key name for a toml/serde error, as a dotted path like the validation errors'
+/// (`profiles.dev.usrname`): the field named in the message, else the key on the span's line,
+/// prefixed with the table that line is in.
 fn key_from_toml_message(
     message: &str,
     text: &str,
     span: Option<std::ops::Range<usize>>,
 ) -> String {
-    for marker in ["unknown field `", "missing field `", "duplicate key `"] {
-        if let Some(start) = message.find(marker) {
-            let rest = &message[start + marker.len()..];
-            if let Some(end) = rest.find('`') {
-                return rest[..end].to_owned();
-            }
+    let named = ["unknown field `", "missing field `", "duplicate key `"]
+        .iter()
+        .find_map(|marker| {
+            let rest = &message[message.find(marker)? + marker.len()..];
+            Some(rest[..rest.find('`')?].to_owned())
+        });
+    let Some(span) = span else {
+        return named.unwrap_or_else(|| "(file)".to_owned());
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let line_key = line
+        .split_once('=')
+        .map(|(key, _)| key.trim().to_owned())
+        .filter(|key| !key.is_empty() && !key.starts_with('['));
+    // The table the line is in: the last header at or above it (`[profiles.dev]`).
+    let table = text[..line_start + line.len().min(text.len() - line_start)]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.contains('='))
+        .map(|header| {
+            header
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned()
+        });
+    let key = match (named, line_key) {
+        // A field inside an inline table on this line: `client_secret = { envv = "X" }`.
+        (Some(field), Some(outer)) if field != outer && line.contains('{') => {
+            format!("{outer}.{field}")
         }
+        (Some(field), _) => field,
+        (None, Some(key)) => key,
+        (None, None) => return table.unwrap_or_else(|| "(file)".to_owned()),
+    };
+    match table {
+        Some(table) if !table.is_empty() => format!("{table}.{key}"),
+        _ => key,
     }
-    if let Some(span) = span {
-        let start = span.start.min(text.len());
-        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line = text[line_start..].lines().next().unwrap_or("").trim();
-        if let Some((key, _)) = line.split_once('=') {
-            return key.trim().to_owned();
-        }
-        if line.starts_with('[') {
-            return line.trim_matches(|c| c == '[' || c == ']').to_owned();
-        }
-    }
-    "(file)".to_owned()
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {

@@ -129,6 +129,7 @@ async fn demonstrate(
         + Duration::from_secs(first.get("expires_in").and_then(Value::as_u64).unwrap_or(0));
 
     let socket_text = socket.display().to_string();
+    let cli = cli_command();
     let mut banner = String::new();
     let _ = writeln!(
         banner,
@@ -150,10 +151,10 @@ async fn demonstrate(
         token.chars().take(16).collect::<String>()
     );
     let _ = writeln!(banner, "Get a token from another terminal:\n");
-    let _ = writeln!(banner, "  cogbroker --socket {socket_text} token demo");
+    let _ = writeln!(banner, "  {cli} --socket {socket_text} token demo");
     let _ = writeln!(
         banner,
-        "  cogbroker --url http://{tcp} token demo --format header"
+        "  {cli} --url http://{tcp} token demo --format header"
     );
     let _ = writeln!(
         banner,
@@ -169,7 +170,7 @@ async fn demonstrate(
     );
     let _ = writeln!(
         banner,
-        "$ cogbroker --socket {socket_text} token demo\n{token}\n"
+        "$ {cli} --socket {socket_text} token demo\n{token}\n"
     );
     write_stdout(&banner)?;
 
@@ -204,8 +205,16 @@ async fn demonstrate(
                 return Ok(());
             }
             event = events.recv() => match event {
-                Ok(BrokerEvent::TokenRefreshed { profile, .. }) => {
-                    write_stdout(&format!("{profile}: tokens refreshed in the background\n"))?;
+                // The login published the first tokens too: only a later expiry is a refresh.
+                Ok(BrokerEvent::TokenRefreshed { profile, expires_at })
+                    if expires_at > first_expiry + Duration::from_secs(2) =>
+                {
+                    let left = expires_at
+                        .duration_since(std::time::SystemTime::now())
+                        .map_or(0, |left| left.as_secs());
+                    write_stdout(&format!(
+                        "{profile}: tokens refreshed in the background, new access token valid {left} s\n"
+                    ))?;
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {
@@ -250,6 +259,31 @@ async fn wait_for_refresh(
     tokio::time::timeout(limit, wait)
         .await
         .with_context(|| format!("no background refresh within {} s", limit.as_secs()))?
+}
+
+/// How to run this binary from another shell: `cogbroker` when that name on `PATH` is this very
+/// binary, else its absolute path (after `make demo` it is not installed), so the printed
+/// commands work verbatim from any directory.
+fn cli_command() -> String {
+    let Ok(exe) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "cogbroker".to_owned();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|dir| std::fs::canonicalize(dir.join("cogbroker")).is_ok_and(|found| found == exe))
+    });
+    if on_path {
+        return "cogbroker".to_owned();
+    }
+    let text = exe.display().to_string();
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 fn port_is_free(port: u16) -> bool {

@@ -86,11 +86,12 @@ pub fn bind(daemon: &DaemonConfig, env: &dyn EnvSource) -> anyhow::Result<Listen
     if let Some(count) = activation_fd_count(env)? {
         listeners.adopt(count)?;
     }
-    if let (None, Listen::Tcp(addr)) = (&listeners.tcp, &daemon.listen) {
-        listeners.bind_tcp(*addr)?;
-    }
+    // The socket first: its lock tells a second instance apart from a foreign program on the port.
     if let (None, SocketSetting::Path(path)) = (&listeners.unix, &daemon.socket) {
         listeners.unix = Some(UnixSocket::bind(path)?);
+    }
+    if let (None, Listen::Tcp(addr)) = (&listeners.tcp, &daemon.listen) {
+        listeners.bind_tcp(*addr)?;
     }
     ensure!(
         listeners.tcp.is_some() || listeners.unix.is_some(),
@@ -107,11 +108,11 @@ pub fn bind_addresses(tcp: Option<SocketAddr>, socket: Option<&Path>) -> anyhow:
         tcp_addr: None,
         unix: None,
     };
-    if let Some(addr) = tcp {
-        listeners.bind_tcp(addr)?;
-    }
     if let Some(path) = socket {
         listeners.unix = Some(UnixSocket::bind(path)?);
+    }
+    if let Some(addr) = tcp {
+        listeners.bind_tcp(addr)?;
     }
     Ok(listeners)
 }
@@ -151,7 +152,8 @@ impl Listeners {
         );
         let listener = std::net::TcpListener::bind(addr).map_err(|error| {
             let hint = if error.kind() == io::ErrorKind::AddrInUse {
-                " (is cogbroker already running?)"
+                " (is cogbroker already running? `cogbroker status` tells; else another program \
+                 holds the port: pick another in [daemon] listen or COGBROKER_LISTEN, or \"off\")"
             } else {
                 ""
             };
@@ -369,7 +371,9 @@ fn take_lock(socket: &Path) -> anyhow::Result<File> {
         Ok(()) => Ok(file),
         Err(rustix::io::Errno::WOULDBLOCK) => {
             bail!(
-                "cogbroker is already running (it holds {})",
+                "cogbroker is already running (it holds {}); stop it first \
+                 (`systemctl --user stop cogbroker`, or Ctrl-C where `cogbroker serve` runs), \
+                 or give this instance another [daemon] socket",
                 lock_path.display()
             )
         }
@@ -395,7 +399,10 @@ fn remove_stale_socket(path: &Path) -> anyhow::Result<()> {
         "refusing socket path {shown}: it exists and is not a socket"
     );
     match StdUnixStream::connect(path) {
-        Ok(_) => bail!("cogbroker is already running: {shown} answers"),
+        Ok(_) => bail!(
+            "cogbroker is already running: {shown} answers; stop it first \
+             (`systemctl --user stop cogbroker`), or give this instance another [daemon] socket"
+        ),
         Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
             fs::remove_file(path)
                 .with_context(|| format!("cannot remove the stale socket {shown}"))?;

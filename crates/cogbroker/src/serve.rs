@@ -103,7 +103,12 @@ impl Daemon {
             tokio::task::spawn_blocking(move || store::open(store_kind, &state_dir))
                 .await
                 .context("opening the secret store panicked")??;
-        tracing::info!(backend = secret_store.kind(), "secret store: {why}");
+        // `auto` falling back to plaintext files is said loudly (design.md §4).
+        if store_kind == config::StoreKind::Auto && secret_store.kind() != "keyring" {
+            tracing::warn!(backend = secret_store.kind(), "secret store: {why}");
+        } else {
+            tracing::info!(backend = secret_store.kind(), "secret store: {why}");
+        }
 
         let server_options = server_options(&config)?;
         let broker = Broker::with_options(

@@ -76,11 +76,12 @@ impl Report {
                 .filter(|f| f.verdict == verdict)
                 .count()
         };
+        let warnings = count(Verdict::Warn);
         let _ = writeln!(
             output,
-            "\n{} passed, {} warnings, {} failed",
+            "\n{} passed, {warnings} warning{}, {} failed",
             count(Verdict::Pass),
-            count(Verdict::Warn),
+            if warnings == 1 { "" } else { "s" },
             count(Verdict::Fail)
         );
         output
@@ -469,6 +470,6 @@ mod tests {
         report.add(Verdict::Fail, "daemon", "down");
         let text = report.render();
         assert!(text.contains("FAIL  daemon  down"), "{text}");
-        assert!(text.ends_with("1 passed, 1 warnings, 1 failed\n"), "{text}");
+        assert!(text.ends_with("1 passed, 1 warning, 1 failed\n"), "{text}");
     }
 }

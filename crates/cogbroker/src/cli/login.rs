@@ -63,7 +63,9 @@ pub(crate) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()>
             .await;
         }
     }
-    let mut reply = started.with_context(|| format!("starting the login of {profile} failed"))?;
+    let mut reply = started
+        .map_err(|error| error.with_credentials_hint(profile))
+        .with_context(|| format!("starting the login of {profile} failed"))?;
     if interrupted {
         if let Some(login_id) = reply.get("login_id").and_then(Value::as_str) {
             cancel(daemon, login_id).await;
@@ -75,7 +77,7 @@ pub(crate) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()>
 
     loop {
         match reply.get("status").and_then(Value::as_str) {
-            Some("authenticated") => return report_success(profile, &reply),
+            Some("authenticated") => return report_success(profile, &status, &reply),
             Some("challenge") => {}
             other => {
                 anyhow::bail!("the daemon answered the login with an unknown status {other:?}")
@@ -368,10 +370,14 @@ fn profile_config<'a>(
         .map(|(_, config)| config)
 }
 
-fn report_success(profile: &str, reply: &Value) -> anyhow::Result<()> {
-    let username = reply
+/// `<profile>: logged in as <user>`: the name the user signs in with (the profile's `username`,
+/// from the status read before the login), not the internal one Cognito answers with, which is
+/// a UUID in pools that sign in by email.
+fn report_success(profile: &str, status: &Value, reply: &Value) -> anyhow::Result<()> {
+    let username = status
         .get("username")
         .and_then(Value::as_str)
+        .or_else(|| reply.get("username").and_then(Value::as_str))
         .map(|username| format!(" as {username}"))
         .unwrap_or_default();
     let expires = reply

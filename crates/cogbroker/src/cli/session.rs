@@ -9,16 +9,28 @@ use serde_json::{Value, json};
 use super::{Daemon, LogoutArgs, ProfilesArgs, StatusArgs, TokenArgs, TokenFormat, TokenKindArg};
 use crate::client::{ClientError, segment};
 
-/// `token <p>`.
-pub(crate) async fn token(daemon: &Daemon, args: &TokenArgs) -> anyhow::Result<()> {
+/// The API's largest `min_ttl` (a day: the longest a Cognito token lives).
+const MAX_MIN_TTL_SECONDS: u64 = 86_400;
+
+/// The token request for `token <p>`.
+pub(crate) fn token_path(args: &TokenArgs) -> String {
     let kind = match args.kind {
         TokenKindArg::Access => "access",
         TokenKindArg::Id => "id",
     };
     let mut path = format!("/v1/profiles/{}/token?kind={kind}", segment(&args.profile));
     if let Some(min_ttl) = args.min_ttl {
-        path.push_str(&format!("&min_ttl={}", min_ttl.as_secs()));
+        // No Cognito token lives longer than a day, and a `min_ttl` no token can satisfy gets
+        // the freshest token (design.md §8): longer asks are the API's maximum, not an error.
+        let seconds = min_ttl.as_secs().min(MAX_MIN_TTL_SECONDS);
+        path.push_str(&format!("&min_ttl={seconds}"));
     }
+    path
+}
+
+/// `token <p>`.
+pub(crate) async fn token(daemon: &Daemon, args: &TokenArgs) -> anyhow::Result<()> {
+    let path = token_path(args);
     let reply = daemon
         .client
         .get_json(&path)

@@ -35,7 +35,8 @@ impl Terminal {
                 .open("/dev/tty")
                 .context(
                     "this login needs answers from a person but there is no terminal \
-                     (for scripts, configure a password source or use --password-stdin)",
+                     (a password can come from --password-stdin or a `password` source; MFA \
+                     codes and other challenges need a terminal, or the HTTP API: docs/api.md)",
                 )?;
             self.tty = Some(file);
         }

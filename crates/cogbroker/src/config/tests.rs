@@ -157,7 +157,7 @@ fn a_bad_env_override_names_the_variable() {
 #[rustfmt::skip]
 const ERRORS: &[(&str, &str, usize, &str, &str)] = &[
     ("unknown top-level key", "\n\nbogus = 1\n", 3, "bogus", "unknown field"),
-    ("unknown daemon key", "[daemon]\nlisten = \"off\"\nport = 9\n", 3, "port", "unknown field"),
+    ("unknown daemon key", "[daemon]\nlisten = \"off\"\nport = 9\n", 3, "daemon.port", "unknown field"),
     ("non-loopback listen", "[daemon]\n\nlisten = \"0.0.0.0:7467\"\n", 3, "daemon.listen", "not a loopback address"),
     ("listen not an address", "[daemon]\nlisten = \"localhost\"\n", 2, "daemon.listen", "not an address:port"),
     ("bad store", "[daemon]\nstore = \"vault\"\n", 2, "daemon.store", "allowed: \"auto\", \"keyring\", \"file\", \"memory\""),
@@ -165,8 +165,8 @@ const ERRORS: &[(&str, &str, usize, &str, &str)] = &[
     ("relative state dir", "[daemon]\nstate_dir = \"state\"\n", 2, "daemon.state_dir", "not an absolute path"),
     ("bad log filter", "[daemon]\nlog = \"info,,=[\"\n", 2, "daemon.log", "invalid log filter"),
     ("syntax error", "[daemon\nlisten = 1\n", 1, "daemon", ""),
-    ("wrong type", "[daemon]\nlisten = 7467\n", 2, "listen", "invalid type"),
-    ("missing pool id", "[profiles.a]\nclient_id = \"c\"\nusername = \"u\"\n", 1, "user_pool_id", "missing field"),
+    ("wrong type", "[daemon]\nlisten = 7467\n", 2, "daemon.listen", "invalid type"),
+    ("missing pool id", "[profiles.a]\nclient_id = \"c\"\nusername = \"u\"\n", 1, "profiles.a.user_pool_id", "missing field"),
     ("bad pool id", "[profiles.a]\nuser_pool_id = \"nope\"\nclient_id = \"c\"\nusername = \"u\"\n", 2, "profiles.a.user_pool_id", "expected REGION_NAME"),
     ("region mismatch", "[profiles.a]\nregion = \"eu-west-1\"\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\n", 2, "profiles.a.region", "does not match"),
     ("bad flow", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nauth_flow = \"MAGIC\"\n", 5, "profiles.a.auth_flow", "allowed: \"USER_SRP_AUTH\""),
@@ -182,7 +182,10 @@ const ERRORS: &[(&str, &str, usize, &str, &str)] = &[
     ("dot-dot profile", "[profiles.\"..\"]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\n", 1, "profiles...", "not allowed"),
     ("empty username", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \" \"\n", 4, "profiles.a.username", "must not be empty"),
     ("bad client id", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c d\"\nusername = \"u\"\n", 3, "profiles.a.client_id", "letters, digits"),
-    ("unknown profile key", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nmfa = \"totp\"\n", 5, "mfa", "unknown field"),
+    ("unknown profile key", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nmfa = \"totp\"\n", 5, "profiles.a.mfa", "unknown field"),
+    ("missing profile key", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nusername = \"u\"\n", 1, "profiles.a.client_id", "missing field"),
+    ("wrong profile type", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nremember_device = \"yes\"\n", 5, "profiles.a.remember_device", "invalid type"),
+    ("daemon typo", "[daemon]\nlsten = \"127.0.0.1:1\"\n", 2, "daemon.lsten", "unknown field"),
 ];
 
 #[test]

@@ -269,6 +269,20 @@ fn second_instance_is_refused_and_the_first_keeps_answering() {
 }
 
 #[test]
+fn a_second_instance_on_the_same_port_is_told_it_is_already_running() {
+    // The socket is bound before the port, so the second instance hits our lock (and says
+    // what to do) rather than a bare "address in use" from TCP; the first keeps its socket.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run").join("cogbroker.sock");
+    let first = bind_addresses(Some("127.0.0.1:0".parse().unwrap()), Some(&path)).unwrap();
+    let text = error_text(bind_addresses(first.tcp_addr(), Some(&path)));
+    assert!(text.contains("already running"), "{text}");
+    assert!(text.contains("stop it first"), "{text}");
+    StdUnixStream::connect(&path).expect("the first instance's socket still answers");
+    drop(first);
+}
+
+#[test]
 fn dropping_leaves_a_replaced_socket_file_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run").join("cogbroker.sock");
