@@ -1,4 +1,5 @@
 //! End-to-end tests, one binary.
 mod cli;
 mod daemon;
+mod faults;
 mod flows;

@@ -1358,3 +1358,731 @@ async fn a_black_hole_upstream_gets_503_within_the_deadline() {
         Some("transient")
     );
 }
+
+// ----- Fault injection (security-reliability.md §2.6) beyond the emulator's fault kinds -----
+
+/// An upstream that answers every request with the same raw HTTP bytes, then closes the
+/// connection; counts the requests it saw.
+async fn canned_upstream(reply: Vec<u8>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let address = listener.local_addr().unwrap();
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = requests.clone();
+    let reply = Arc::new(reply);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let reply = reply.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                // Read the request head and its Content-Length body, then answer.
+                let mut seen = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(read) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if read == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&chunk[..read]);
+                    let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+                    let Some(head_end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = text[..head_end]
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length:"))
+                        .and_then(|value| value.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if seen.len() >= head_end + 4 + length {
+                        break;
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(&reply).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{address}"), requests)
+}
+
+/// A complete HTTP/1.1 reply with an `x-amz-json-1.1` body.
+fn http_reply(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// An unsigned-looking JWT with these claims (the broker decodes claims without verifying).
+fn jwt(claims: &serde_json::Value) -> String {
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        base64url(br#"{"alg":"RS256","kid":"k1"}"#),
+        base64url(claims.to_string().as_bytes())
+    )
+}
+
+/// A broker with one profile `dev` on `endpoint`, holding a stored refresh token (no access
+/// token yet, as after a restart), with fast blocking retries.
+async fn restored_broker(endpoint: &str, store: Arc<MemoryStore>) -> Broker {
+    let text = format!(
+        "[profiles.dev]\nuser_pool_id = \"{POOL}\"\nclient_id = \"cli\"\nusername = \"alice\"\nendpoint = \"{endpoint}\"\n"
+    );
+    let config = Arc::new(parse(&text, Path::new("t.toml"), &test_env()).unwrap());
+    store
+        .save(
+            &"dev".parse().unwrap(),
+            &StoredSession {
+                refresh_token: cognito_auth::secret::RefreshToken::new("stored-refresh-token"),
+                username: Some("alice".to_owned()),
+                device: None,
+            },
+        )
+        .unwrap();
+    let broker = Broker::with_options(
+        config,
+        store,
+        Arc::new(TestClock(Mutex::new(SystemTime::now()))),
+        Arc::new(OsEntropy),
+        BrokerOptions {
+            env: Arc::new(test_env()),
+            transient_base: Duration::from_millis(5),
+            throttle_base: Duration::from_millis(5),
+            ..BrokerOptions::new()
+        },
+    )
+    .unwrap();
+    broker.restore().await;
+    broker
+}
+
+/// Fault 23: malformed 200 replies to a refresh are classified as upstream errors (503), never
+/// a panic; nothing is cached, published or persisted, and the body is never echoed.
+#[tokio::test]
+async fn malformed_upstream_replies_are_upstream_errors_and_nothing_is_cached() {
+    const MARKER: &str = "MARKER-4f1d";
+    let now = unix_seconds(SystemTime::now());
+    let bad_payload = format!("eyJhbGciOiJSUzI1NiJ9.{MARKER}!!not*base64.c2ln");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "invalid json",
+            http_reply("200 OK", &format!("<html>{MARKER}</html>")),
+        ),
+        (
+            "truncated json",
+            http_reply(
+                "200 OK",
+                &format!("{{\"AuthenticationResult\":{{\"AccessToken\":\"{MARKER}"),
+            ),
+        ),
+        (
+            // The connection closes before the announced Content-Length arrived.
+            "truncated body",
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 4000\r\n\r\n{{\"AuthenticationResult\":{{\"AccessToken\":\"{MARKER}"
+            )
+            .into_bytes(),
+        ),
+        (
+            "jwt with bad base64",
+            http_reply(
+                "200 OK",
+                &serde_json::json!({"AuthenticationResult": {
+                    "AccessToken": bad_payload, "IdToken": bad_payload,
+                    "ExpiresIn": 3600, "TokenType": "Bearer"}})
+                .to_string(),
+            ),
+        ),
+        (
+            "result without tokens",
+            http_reply(
+                "200 OK",
+                &serde_json::json!({"AuthenticationResult": {"ExpiresIn": 3600, "TokenType": MARKER}})
+                    .to_string(),
+            ),
+        ),
+    ];
+    for (case, reply) in cases {
+        let (endpoint, requests) = canned_upstream(reply).await;
+        let store = Arc::new(MemoryStore::default());
+        let broker = restored_broker(&endpoint, store.clone()).await;
+        let mut events = broker.subscribe();
+        let error = broker
+            .token("dev", TokenKind::Access, None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (error.code(), error.status()),
+            ("upstream_unavailable", 503),
+            "{case}: {error}"
+        );
+        let status = broker.status("dev").unwrap();
+        assert_eq!(status.expires_in, None, "{case}: nothing published");
+        assert!(status.last_refresh.is_none(), "{case}");
+        // A garbled 200 or a cut-off body is a transient upstream fault: retried on the
+        // blocking path (3 attempts), then backed off briefly, never for the 5-minute cap.
+        assert_eq!(status.last_error.as_deref(), Some("transient"), "{case}");
+        assert_eq!(requests.load(Ordering::SeqCst), 3, "{case}: three attempts");
+        assert!(
+            error.retry_after().unwrap() <= Duration::from_secs(2),
+            "{case}: {error}"
+        );
+        let shown = format!(
+            "{error} {error:?} {}",
+            serde_json::to_string(&status).unwrap()
+        );
+        assert!(!shown.contains(MARKER), "{case}: the body leaked: {shown}");
+        // The stored session is untouched and no token event was sent.
+        let stored = store.load(&"dev".parse().unwrap()).unwrap().unwrap();
+        assert_eq!(stored.refresh_token.expose_secret(), "stored-refresh-token");
+        while let Ok(event) = events.try_recv() {
+            assert_ne!(event.name(), "token_refreshed", "{case}");
+        }
+        broker.drain().await;
+    }
+
+    // A reply without ExpiresIn but with valid exp/iat is usable: expiry from the JWT.
+    let access = jwt(
+        &serde_json::json!({"sub": "s-1", "username": "alice", "client_id": "cli",
+        "token_use": "access", "iat": now, "exp": now + 600}),
+    );
+    let id = jwt(
+        &serde_json::json!({"sub": "s-1", "cognito:username": "alice", "aud": "cli",
+        "token_use": "id", "iat": now, "exp": now + 600}),
+    );
+    let body = serde_json::json!({"AuthenticationResult": {
+        "AccessToken": access, "IdToken": id, "TokenType": "Bearer"}});
+    let (endpoint, _) = canned_upstream(http_reply("200 OK", &body.to_string())).await;
+    let broker = restored_broker(&endpoint, Arc::new(MemoryStore::default())).await;
+    let token = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert_eq!(token_text(&token), access);
+    assert!(
+        (590..=600).contains(&token.expires_in),
+        "expiry from exp - iat: {}",
+        token.expires_in
+    );
+}
+
+/// Security test 29 through the broker: a server answering SRP with B = 0 or B = N aborts the
+/// login without tokens or a panic.
+#[tokio::test]
+async fn srp_with_a_degenerate_server_value_aborts_the_login() {
+    let n_hex = cognito_auth::srp::N_HEX;
+    for srp_b in ["0", "00", n_hex] {
+        let body = serde_json::json!({
+            "ChallengeName": "PASSWORD_VERIFIER",
+            "ChallengeParameters": {
+                "SRP_B": srp_b, "SALT": "a1b2c3", "SECRET_BLOCK": "c2VjcmV0",
+                "USER_ID_FOR_SRP": "alice", "USERNAME": "alice"
+            }
+        });
+        let (endpoint, requests) = canned_upstream(http_reply("200 OK", &body.to_string())).await;
+        let store = Arc::new(MemoryStore::default());
+        let broker = restored_broker(&endpoint, store.clone()).await;
+        store.erase(&"dev".parse().unwrap()).unwrap();
+        let error = broker
+            .login("dev", Some(Password::new(ALICE_PASSWORD)))
+            .await
+            .unwrap_err();
+        // Classified as a broken upstream (not a wrong password): the user is not blamed.
+        assert_eq!(
+            (error.code(), error.status()),
+            ("misconfigured", 500),
+            "{error:?}"
+        );
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            1,
+            "no answer was sent to the challenge"
+        );
+        assert!(!format!("{error} {error:?}").contains(ALICE_PASSWORD));
+        assert!(store.load(&"dev".parse().unwrap()).unwrap().is_none());
+        // The restored session from before is still the only one; no access token exists.
+        assert_eq!(broker.status("dev").unwrap().expires_in, None);
+    }
+}
+
+/// Fault 14: the local clock 10 minutes fast or slow against Cognito's. Tokens are timed on the
+/// local clock from `exp - iat`: neither expired early nor handed out past the server's expiry.
+#[tokio::test]
+async fn ten_minutes_of_clock_skew_either_way() {
+    for offset in [-600_i64, 600] {
+        let harness = Harness::start().await;
+        let broker = logged_in(&harness, memory()).await;
+        // Skew from now on (SRP timestamps are checked at login only).
+        harness.emulator.handle().set_clock_offset(offset);
+        harness.advance(12); // below the floor: the next request refreshes
+        let token = broker.token("dev", TokenKind::Access, None).await.unwrap();
+        assert_eq!(harness.calls(REFRESH), 1, "offset {offset}");
+        assert!(
+            (19..=20).contains(&token.expires_in),
+            "offset {offset}: {}",
+            token.expires_in
+        );
+        let skew = broker.status("dev").unwrap().clock_skew_seconds.unwrap();
+        assert!(
+            (offset - 2..=offset + 2).contains(&skew),
+            "{offset}: {skew}"
+        );
+        // Cognito's own view: the handed-out token is valid for as long as we say.
+        let claims = cognito_auth::tokens::decode_claims(&token_text(&token)).unwrap();
+        let server_now = i64::try_from(unix_seconds(SystemTime::now())).unwrap() + offset + 12;
+        assert!(
+            claims.exp - server_now >= i64::try_from(token.expires_in).unwrap() - 2,
+            "offset {offset}: server exp {} vs server now {server_now}, expires_in {}",
+            claims.exp,
+            token.expires_in
+        );
+        // 12 s later on both clocks: refreshed again, not handed out near the server's expiry.
+        harness.advance(12);
+        let again = broker.token("dev", TokenKind::Access, None).await.unwrap();
+        assert_eq!(harness.calls(REFRESH), 2, "offset {offset}");
+        assert_ne!(token_text(&again), token_text(&token));
+    }
+}
+
+/// Faults 15 and 16: the wall clock jumps 2 hours ahead (a suspend: tokio's monotonic time does
+/// not move here). The next request refreshes, blocking, instead of serving the expired token;
+/// and the tick alone also catches it.
+#[tokio::test]
+async fn a_wall_clock_jump_ahead_refreshes_before_serving() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    let before = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    harness.advance(2 * 3600);
+    let after = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert_ne!(token_text(&before), token_text(&after));
+    assert_eq!(harness.calls(REFRESH), 1);
+    assert!(
+        (19..=20).contains(&after.expires_in),
+        "{}",
+        after.expires_in
+    );
+    assert!(!after.degraded);
+
+    // Resume with no request: one tick refreshes in the background; the next request is a hit.
+    harness.advance(3 * 3600);
+    assert_eq!(broker.status("dev").unwrap().expires_in, Some(0));
+    broker.tick();
+    broker.tick();
+    broker.drain().await;
+    assert_eq!(harness.calls(REFRESH), 2, "one background refresh");
+    let hit = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert_eq!(harness.calls(REFRESH), 2, "served from the cache");
+    assert!((19..=20).contains(&hit.expires_in), "{}", hit.expires_in);
+}
+
+/// Deterministic entropy (splitmix64) for reproducible jitter draws.
+struct SeededEntropy(Mutex<u64>);
+
+impl Entropy for SeededEntropy {
+    fn fill(&self, dest: &mut [u8]) {
+        let mut state = lock(&self.0);
+        for chunk in dest.chunks_mut(8) {
+            *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = *state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// Fault 3 at scale: 1000 profiles whose 60-minute tokens expire at the same instant become due
+/// for a background refresh spread over [T-15 min, T-14 min], with no second holding more than a
+/// few percent of them. (The pure policy with the per-profile jitter the broker draws; the
+/// ticker then starts each due refresh on its next tick.)
+#[test]
+fn a_thousand_identical_expiries_spread_over_the_jitter_window() {
+    let entropy = SeededEntropy(Mutex::new(7));
+    let received_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let expires_at = received_at + Duration::from_secs(3600);
+    let token = policy::TokenTimes {
+        received_at,
+        expires_at,
+    };
+    let mut per_second = BTreeMap::<u64, usize>::new();
+    for _ in 0..1000 {
+        let tuning = Tuning {
+            jitter: random_fraction(&entropy),
+            refresh_before: None,
+        };
+        // The first whole second at which the tick would start a background refresh.
+        let due = (0..=3600u64)
+            .find(|&second| {
+                policy::on_tick(
+                    received_at + Duration::from_secs(second),
+                    Some(token),
+                    &tuning,
+                    &Backoff::default(),
+                    true,
+                )
+            })
+            .expect("due before expiry");
+        let before_expiry = 3600 - due;
+        assert!(
+            (14 * 60..=15 * 60).contains(&before_expiry),
+            "due {before_expiry} s before expiry"
+        );
+        *per_second.entry(due).or_default() += 1;
+    }
+    let peak = per_second.values().copied().max().unwrap();
+    assert!(
+        per_second.len() >= 55,
+        "spread over the minute: {per_second:?}"
+    );
+    assert!(peak <= 35, "peak {peak} per second: {per_second:?}");
+    // Each 10-second slice holds roughly a sixth.
+    for slice in 0..6u64 {
+        let start = 2700 + slice * 10;
+        let count: usize = per_second.range(start..start + 10).map(|(_, n)| n).sum();
+        assert!((110..=230).contains(&count), "slice {slice}: {count}");
+    }
+}
+
+/// A small tmpfs mounted for one test (root only); unmounted on drop.
+struct SmallTmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallTmpfs {
+    /// `None` (with the reason) where mounting is not possible: not root, or no CAP_SYS_ADMIN.
+    fn mount(size: &str) -> Result<Self, String> {
+        if !rustix::process::geteuid().is_root() {
+            return Err("not root".to_owned());
+        }
+        let dir = tempfile::tempdir().map_err(|error| error.to_string())?;
+        let output = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output()
+            .map_err(|error| format!("cannot run mount: {error}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "mount failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        Ok(Self { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Fault 25: the disk is full when a rotated refresh token must be saved. The previous session
+/// file stays intact and readable, tokens are still served, the failure shows as
+/// `persistence_degraded`, and the save succeeds on a tick once there is room again.
+#[tokio::test]
+#[allow(
+    clippy::print_stderr,
+    reason = "say that the full disk was not exercised, and why"
+)]
+async fn a_full_disk_keeps_the_previous_file_and_serves_tokens() {
+    let fs = match SmallTmpfs::mount("256k") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("skipped: a full disk needs a small tmpfs mounted as root ({why})");
+            return;
+        }
+    };
+    let harness = Harness::start().await;
+    let state = fs.path().join("state");
+    let store = Arc::new(FileStore::open(&state).unwrap());
+    let dir = store.dir().to_path_buf();
+    let broker = logged_in(&harness, store.clone()).await;
+    let dev: ProfileName = "dev".parse().unwrap();
+    let before = store.load(&dev).unwrap().unwrap().refresh_token;
+
+    // Fill the file system.
+    let filler = fs.path().join("filler");
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        let full = loop {
+            if let Err(error) = file.write_all(&block) {
+                break error;
+            }
+        };
+        assert_eq!(
+            full.raw_os_error(),
+            Some(rustix::io::Errno::NOSPC.raw_os_error())
+        );
+    }
+
+    harness.advance(25); // expired: the next request refreshes (rotation on)
+    let token = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert!(token.expires_in >= 19);
+    assert_eq!(harness.calls(REFRESH), 1);
+    let status = broker.status("dev").unwrap();
+    assert!(status.persistence_degraded, "{status:?}");
+    assert_eq!(status.last_error.as_deref(), Some("store"));
+    // The previous file is complete; no temp file was left behind.
+    let on_disk = store.load(&dev).unwrap().unwrap().refresh_token;
+    assert_eq!(on_disk.expose_secret(), before.expose_secret());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Room again: the tick's persist retry writes the rotated token.
+    std::fs::remove_file(&filler).unwrap();
+    broker.tick();
+    broker.drain().await;
+    let status = broker.status("dev").unwrap();
+    assert!(!status.persistence_degraded, "{status:?}");
+    let saved = store.load(&dev).unwrap().unwrap().refresh_token;
+    assert_ne!(saved.expose_secret(), before.expose_secret());
+    let held = lock(&broker.inner.slots["dev"].session)
+        .as_ref()
+        .map(|s| s.refresh_token.expose_secret().to_owned());
+    assert_eq!(held.as_deref(), Some(saved.expose_secret()));
+}
+
+/// A TLS server on 127.0.0.1 with a fresh self-signed certificate (valid for the address, but
+/// issued by nobody the client trusts). Reports how each handshake ended.
+fn untrusted_tls_upstream() -> (String, std_mpsc::Receiver<String>) {
+    let rcgen::CertifiedKey { cert, key_pair } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
+    let config = Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let address = listener.local_addr().unwrap();
+    let (sender, receiver) = std_mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut connection = rustls::ServerConnection::new(config.clone()).unwrap();
+            let outcome = loop {
+                if !connection.is_handshaking() {
+                    break "handshake completed".to_owned();
+                }
+                if let Err(error) = connection.complete_io(&mut stream) {
+                    break error.to_string();
+                }
+            };
+            if sender.send(outcome).is_err() {
+                return;
+            }
+        }
+    });
+    (format!("https://{address}"), receiver)
+}
+
+/// Security test 30: an endpoint override on https with a certificate nobody trusts fails the
+/// TLS handshake (there is no "insecure" mode): no request, so no password proof or refresh
+/// token, ever reaches it; the caller gets a 503, not a login.
+#[tokio::test]
+async fn an_untrusted_tls_certificate_fails_the_connection() {
+    let (endpoint, handshakes) = untrusted_tls_upstream();
+    let store = Arc::new(MemoryStore::default());
+    let broker = restored_broker(&endpoint, store).await;
+    let error = broker
+        .login("dev", Some(Password::new(ALICE_PASSWORD)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.status()),
+        ("upstream_unavailable", 503),
+        "{error}"
+    );
+    let server_side = handshakes
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the client connected");
+    assert!(
+        server_side.contains("alert") && server_side.contains("UnknownCA"),
+        "the client refused the certificate: {server_side}"
+    );
+    // The refresh path refuses it too.
+    let error = broker
+        .token("dev", TokenKind::Access, None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "upstream_unavailable", "{error}");
+    assert_ne!(
+        handshakes.recv_timeout(Duration::from_secs(30)).unwrap(),
+        "handshake completed"
+    );
+    assert_eq!(broker.status("dev").unwrap().expires_in, None);
+}
+
+/// Fault 2: a herd on an expired token while the upstream fails. All callers share one refresh
+/// (one upstream call per attempt, three attempts, not 100 × 3), all get the same answer, and
+/// the next caller is answered from the backoff without a call. With one failure and then
+/// success, everybody gets the same new token after two calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_herd_on_a_failing_refresh_shares_one_attempt_and_its_outcome() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    let herd = |broker: &Broker| {
+        (0..100)
+            .map(|_| {
+                let broker = broker.clone();
+                tokio::spawn(async move { broker.token("dev", TokenKind::Access, None).await })
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // Always failing.
+    harness.advance(25);
+    let handle = harness.emulator.handle();
+    handle.inject(Fault::latency(REFRESH, 200));
+    handle.inject(Fault::error(REFRESH, "InternalErrorException", "boom").times(1000));
+    let mut answers = std::collections::HashSet::new();
+    for task in herd(&broker) {
+        let error = task.await.unwrap().expect_err("no valid token is left");
+        answers.insert((error.code(), error.status()));
+    }
+    assert_eq!(
+        answers.into_iter().collect::<Vec<_>>(),
+        [("upstream_unavailable", 503)]
+    );
+    assert_eq!(harness.calls(REFRESH), 3, "one shared blocking refresh");
+    let error = broker
+        .token("dev", TokenKind::Access, None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "upstream_unavailable");
+    assert_eq!(harness.calls(REFRESH), 3, "backing off: no new call");
+
+    // Once more after the backoff: one failure, then success.
+    handle.clear_faults();
+    harness.advance(400);
+    handle.inject(Fault::latency(REFRESH, 200));
+    handle.inject(Fault::error(REFRESH, "InternalErrorException", "boom"));
+    let mut tokens = std::collections::HashSet::new();
+    for task in herd(&broker) {
+        tokens.insert(token_text(&task.await.unwrap().expect("a token")));
+    }
+    assert_eq!(tokens.len(), 1, "everybody got the same new token");
+    assert_eq!(harness.calls(REFRESH), 5, "a failed attempt and a retry");
+}
+
+/// A store whose reads fail until it is unlocked (a locked keyring, no D-Bus yet).
+struct LockedStore {
+    inner: MemoryStore,
+    locked: std::sync::atomic::AtomicBool,
+}
+
+impl SecretStore for LockedStore {
+    fn kind(&self) -> &'static str {
+        "keyring"
+    }
+    fn load(&self, profile: &ProfileName) -> anyhow::Result<Option<StoredSession>> {
+        if self.locked.load(Ordering::SeqCst) {
+            anyhow::bail!("the keyring is locked");
+        }
+        self.inner.load(profile)
+    }
+    fn save(&self, profile: &ProfileName, session: &StoredSession) -> anyhow::Result<()> {
+        self.inner.save(profile, session)
+    }
+    fn erase(&self, profile: &ProfileName) -> anyhow::Result<()> {
+        self.inner.erase(profile)
+    }
+}
+
+/// Fault 13: the store cannot be read at start. The broker still starts; the profile reports
+/// the store failure and asks for nothing it cannot give; once the store is readable a tick
+/// loads the session without a restart or a new login.
+#[tokio::test]
+async fn a_store_locked_at_start_is_read_again_on_the_tick() {
+    let harness = Harness::start().await;
+    let store = Arc::new(LockedStore {
+        inner: MemoryStore::default(),
+        locked: std::sync::atomic::AtomicBool::new(false),
+    });
+    logged_in(&harness, store.clone()).await.drain().await;
+    let logins = harness.calls("InitiateAuth");
+
+    store.locked.store(true, Ordering::SeqCst);
+    let broker = harness.broker(store.clone());
+    broker.restore().await;
+    let status = broker.status("dev").unwrap();
+    assert_eq!(status.last_error.as_deref(), Some("store"), "{status:?}");
+    let error = broker
+        .token("dev", TokenKind::Access, None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), 401, "{error}");
+
+    store.locked.store(false, Ordering::SeqCst);
+    broker.tick();
+    broker.drain().await;
+    let status = broker.status("dev").unwrap();
+    assert_eq!(status.state, "stale", "{status:?}");
+    assert_eq!(status.last_error, None);
+    let token = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert!(token.expires_in >= 19);
+    assert_eq!(harness.calls(REFRESH), 1);
+    assert_eq!(harness.calls("InitiateAuth"), logins, "no new login");
+}
+
+/// Fault 6, the other throttle: `LimitExceededException` is retried like `TooManyRequests`
+/// (three attempts on the blocking path), not treated as a reason to log in again.
+#[tokio::test]
+async fn limit_exceeded_is_retried_like_throttling() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    harness.advance(25);
+    harness
+        .emulator
+        .handle()
+        .inject(Fault::error(REFRESH, "LimitExceededException", "Attempt limit exceeded").times(2));
+    let token = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    assert!(token.expires_in >= 19);
+    assert_eq!(
+        harness.calls(REFRESH),
+        3,
+        "two limited attempts, then success"
+    );
+    assert_eq!(broker.status("dev").unwrap().state, "fresh");
+}

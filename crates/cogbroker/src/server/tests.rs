@@ -1093,3 +1093,25 @@ async fn idle_kept_alive_connections_close_after_the_header_timeout() {
     server.shutdown.cancel();
     server.task.await.unwrap().unwrap();
 }
+
+/// Security test 17, the other half: more headers than hyper's limit of 100 get 431.
+#[tokio::test]
+async fn real_tcp_refuses_more_than_100_headers_with_431() {
+    let server = TestServer::start(ServerOptions::default()).await;
+    let mut stream = tokio::net::TcpStream::connect(server.tcp).await.unwrap();
+    let mut head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n",
+        server.tcp.port()
+    );
+    for i in 0..120 {
+        head.push_str(&format!("X-Many-{i}: {i}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    server.shutdown.cancel();
+    server.task.await.unwrap().unwrap();
+}
