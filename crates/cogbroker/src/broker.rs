@@ -15,7 +15,7 @@ mod metrics;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -503,6 +503,8 @@ struct Inner {
     events: broadcast::Sender<BrokerEvent>,
     metrics: Metrics,
     tasks: TaskTracker,
+    /// Cancelled by `drain`: scheduled (not yet started) background refreshes give up.
+    stopping: CancellationToken,
 }
 
 /// One profile: its config, published snapshot, in-memory session and single-flight slot.
@@ -515,6 +517,8 @@ struct Slot {
     session: Mutex<Option<StoredSession>>,
     /// The in-flight refresh, if any: joiners wait on the receiver.
     inflight: Mutex<Option<watch::Receiver<Option<AttemptOutcome>>>>,
+    /// A background refresh is scheduled for later in this tick interval.
+    scheduled: AtomicBool,
     /// Serialises the commit points (persist + publish) of refresh, login and logout.
     ops: tokio::sync::Mutex<()>,
     /// Bumped by login and logout: an older refresh's result is discarded.
@@ -715,6 +719,7 @@ impl Broker {
                     snapshot: RwLock::new(Arc::new(Snapshot::default())),
                     session: Mutex::new(None),
                     inflight: Mutex::new(None),
+                    scheduled: AtomicBool::new(false),
                     ops: tokio::sync::Mutex::new(()),
                     epoch: AtomicU64::new(0),
                     authenticator: tokio::sync::OnceCell::new(),
@@ -743,6 +748,7 @@ impl Broker {
                 events,
                 metrics: Metrics::default(),
                 tasks: TaskTracker::new(),
+                stopping: CancellationToken::new(),
             }),
         })
     }
@@ -837,14 +843,17 @@ impl Broker {
                     .tasks
                     .spawn(async move { broker.restore_slot(&slot).await });
             }
-            if policy::on_tick(
+            match policy::tick_start(
                 now,
                 snapshot.token_times(),
                 &slot.tuning,
                 &snapshot.backoff,
                 snapshot.can_refresh(),
+                self.inner.options.tick_interval,
             ) {
-                self.start_background_refresh(slot);
+                Some(delay) if delay.is_zero() => self.start_background_refresh(slot),
+                Some(delay) => self.schedule_background_refresh(slot, delay),
+                None => {}
             }
         }
     }
@@ -1152,6 +1161,7 @@ impl Broker {
     /// Graceful shutdown: waits for every in-flight refresh, login completion, logout and
     /// persist to finish (the caller bounds this with its own timeout).
     pub async fn drain(&self) {
+        self.inner.stopping.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
     }
@@ -1317,6 +1327,40 @@ impl Broker {
     }
 
     // ----- refresh -----
+
+    /// Starts a background refresh `delay` from now, at the profile's own jittered due time,
+    /// unless one is already scheduled or the broker is draining. When it fires it decides
+    /// again: a caller may have refreshed meanwhile. A short monotonic sleep (at most one tick
+    /// interval) is fine here: if a suspend stretches it, the next wall-clock tick starts the
+    /// refresh anyway.
+    fn schedule_background_refresh(&self, slot: &Arc<Slot>, delay: Duration) {
+        if slot.scheduled.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let broker = self.clone();
+        let slot = slot.clone();
+        self.inner.tasks.spawn(async move {
+            tokio::select! {
+                () = broker.inner.stopping.cancelled() => {}
+                () = tokio::time::sleep(delay) => {
+                    let snapshot = slot.snapshot();
+                    // A timer may fire a hair before the wall clock agrees: allow a second.
+                    let due = policy::tick_start(
+                        broker.inner.clock.now(),
+                        snapshot.token_times(),
+                        &slot.tuning,
+                        &snapshot.backoff,
+                        snapshot.can_refresh(),
+                        Duration::from_secs(1),
+                    );
+                    if due.is_some() {
+                        broker.start_background_refresh(&slot);
+                    }
+                }
+            }
+            slot.scheduled.store(false, Ordering::SeqCst);
+        });
+    }
 
     fn start_background_refresh(&self, slot: &Arc<Slot>) {
         if slot.refresh_in_flight() {

@@ -192,9 +192,9 @@ pub fn on_request(
     RequestDecision::Refresh
 }
 
-/// Whether the periodic tick should start a background refresh: the token is inside its stale
-/// window (or expired), a refresh is possible, and no backoff holds it back. A session without
-/// tokens (just restored) is left for the first request.
+/// Whether the periodic tick should start a background refresh now: the token is inside its
+/// stale window (or expired), a refresh is possible, and no backoff holds it back. A session
+/// without tokens (just restored) is left for the first request.
 pub fn on_tick(
     now: SystemTime,
     token: Option<TokenTimes>,
@@ -202,13 +202,35 @@ pub fn on_tick(
     backoff: &Backoff,
     can_refresh: bool,
 ) -> bool {
-    let Some(token) = token else {
-        return false;
-    };
+    tick_start(now, token, tuning, backoff, can_refresh, Duration::ZERO).is_some()
+}
+
+/// When the tick should start a background refresh: `Some(ZERO)` for now (as [`on_tick`]),
+/// `Some(delay)` when the profile's own jittered stale point falls within the next `horizon`
+/// (the tick interval), `None` otherwise.
+///
+/// Starting each refresh at its own due time, rather than at the first tick after it, keeps
+/// the per-profile jitter: profiles with identical expiry would otherwise all start at the
+/// same tick, in bursts of hundreds.
+pub fn tick_start(
+    now: SystemTime,
+    token: Option<TokenTimes>,
+    tuning: &Tuning,
+    backoff: &Backoff,
+    can_refresh: bool,
+    horizon: Duration,
+) -> Option<Duration> {
+    let token = token?;
     if !can_refresh || backoff.wait_at(now).is_some() {
-        return false;
+        return None;
     }
-    token.remaining(now) <= windows(token.lifetime(), tuning).stale
+    let remaining = token.remaining(now);
+    let stale = windows(token.lifetime(), tuning).stale;
+    if remaining <= stale {
+        return Some(Duration::ZERO);
+    }
+    let until_stale = remaining - stale;
+    (until_stale <= horizon).then_some(until_stale)
 }
 
 /// Full-jitter backoff: `random × min(cap, base × 2^attempt)`, `random` in `[0, 1)`.

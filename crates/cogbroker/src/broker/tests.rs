@@ -149,9 +149,13 @@ endpoint = "{endpoint}"
     }
 
     fn broker(&self, store: Arc<dyn SecretStore>) -> Broker {
+        self.broker_ticking_every(store, Duration::from_millis(50))
+    }
+
+    fn broker_ticking_every(&self, store: Arc<dyn SecretStore>, tick_interval: Duration) -> Broker {
         let options = BrokerOptions {
             env: Arc::new(test_env()),
-            tick_interval: Duration::from_millis(50),
+            tick_interval,
             transient_base: Duration::from_millis(5),
             throttle_base: Duration::from_millis(5),
             ..BrokerOptions::new()
@@ -586,6 +590,53 @@ async fn the_tick_refreshes_stale_profiles_in_the_background() {
     broker.tick();
     broker.drain().await;
     assert_eq!(harness.calls(REFRESH), 1);
+}
+
+#[tokio::test]
+async fn a_refresh_due_before_the_next_tick_starts_at_its_own_time() {
+    let harness = Harness::start().await;
+    let broker = harness.broker_ticking_every(memory(), Duration::from_secs(30));
+    broker.restore().await;
+    broker
+        .login("dev", Some(Password::new(ALICE_PASSWORD)))
+        .await
+        .expect("alice logs in");
+    let mut events = broker.subscribe();
+    // The 20-second token turns stale within the next 30-second tick interval: the tick
+    // schedules the refresh for then instead of starting it (or waiting for the next tick).
+    tokio::time::pause();
+    broker.tick();
+    tokio::task::yield_now().await;
+    assert_eq!(harness.calls(REFRESH), 0, "nothing starts before it is due");
+    harness.advance(11);
+    tokio::time::advance(Duration::from_secs(11)).await;
+    tokio::time::resume();
+    loop {
+        match events.recv().await.unwrap() {
+            BrokerEvent::TokenRefreshed { profile, .. } if profile == "dev" => break,
+            _ => {}
+        }
+    }
+    assert_eq!(harness.calls(REFRESH), 1);
+    broker.drain().await;
+}
+
+#[tokio::test]
+async fn draining_cancels_a_scheduled_refresh() {
+    let harness = Harness::start().await;
+    let broker = harness.broker_ticking_every(memory(), Duration::from_secs(30));
+    broker.restore().await;
+    broker
+        .login("dev", Some(Password::new(ALICE_PASSWORD)))
+        .await
+        .expect("alice logs in");
+    broker.tick();
+    // drain() waits for tracked tasks: a scheduled refresh must give up, not hold shutdown
+    // for the seconds until it is due.
+    tokio::time::timeout(Duration::from_secs(5), broker.drain())
+        .await
+        .expect("drain does not wait for a scheduled refresh");
+    assert_eq!(harness.calls(REFRESH), 0);
 }
 
 #[tokio::test]
@@ -1716,6 +1767,60 @@ impl Entropy for SeededEntropy {
 /// for a background refresh spread over [T-15 min, T-14 min], with no second holding more than a
 /// few percent of them. (The pure policy with the per-profile jitter the broker draws; the
 /// ticker then starts each due refresh on its next tick.)
+#[test]
+fn the_tick_starts_each_refresh_at_its_own_due_time() {
+    // 1000 profiles with identical expiry and a 30 s tick at an arbitrary phase. Starting at
+    // the first tick after the due time would bunch them into two or three bursts; starting
+    // at tick time + tick_start's delay keeps the jitter's spread.
+    let entropy = SeededEntropy(Mutex::new(11));
+    let received_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let token = policy::TokenTimes {
+        received_at,
+        expires_at: received_at + Duration::from_secs(3600),
+    };
+    let tick = Duration::from_secs(30);
+    let ticks = || (0..=120u64).map(|n| 7 + n * 30);
+    let mut starts = BTreeMap::<u64, usize>::new();
+    let mut at_ticks = BTreeMap::<u64, usize>::new();
+    for _ in 0..1000 {
+        let tuning = Tuning {
+            jitter: random_fraction(&entropy),
+            refresh_before: None,
+        };
+        let at = |second: u64| received_at + Duration::from_secs(second);
+        let (tick_second, delay) = ticks()
+            .find_map(|second| {
+                policy::tick_start(
+                    at(second),
+                    Some(token),
+                    &tuning,
+                    &Backoff::default(),
+                    true,
+                    tick,
+                )
+                .map(|delay| (second, delay))
+            })
+            .expect("due before expiry");
+        assert!(delay <= tick);
+        *starts.entry(tick_second + delay.as_secs()).or_default() += 1;
+        let first_due_tick = ticks()
+            .find(|&second| {
+                policy::on_tick(at(second), Some(token), &tuning, &Backoff::default(), true)
+            })
+            .expect("due before expiry");
+        *at_ticks.entry(first_due_tick).or_default() += 1;
+    }
+    let peak = starts.values().copied().max().unwrap();
+    assert!(starts.len() >= 55, "spread over the minute: {starts:?}");
+    assert!(peak <= 35, "peak {peak} per second: {starts:?}");
+    // What starting only at ticks would have done.
+    assert!(at_ticks.len() <= 3, "{at_ticks:?}");
+    assert!(
+        at_ticks.values().copied().max().unwrap() >= 300,
+        "{at_ticks:?}"
+    );
+}
+
 #[test]
 fn a_thousand_identical_expiries_spread_over_the_jitter_window() {
     let entropy = SeededEntropy(Mutex::new(7));

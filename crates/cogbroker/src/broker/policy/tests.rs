@@ -156,6 +156,75 @@ fn tick_table() {
     }
 }
 
+/// (name, now, token, backoff, can_refresh, expected delay)
+type TickStartCase = (
+    &'static str,
+    u64,
+    Option<TokenTimes>,
+    Backoff,
+    bool,
+    Option<Duration>,
+);
+
+#[test]
+fn tick_start_looks_one_interval_ahead() {
+    let hour = Some(token(0, 3600));
+    let horizon = Duration::from_secs(30);
+    let secs = |s| Some(Duration::from_secs(s));
+    let until = |t| Backoff {
+        failures: 1,
+        next_attempt_at: Some(at(t)),
+    };
+    let cases: Vec<TickStartCase> = vec![
+        (
+            "inside the window: now",
+            2700,
+            hour,
+            Backoff::default(),
+            true,
+            secs(0),
+        ),
+        (
+            "10 s before the window",
+            2690,
+            hour,
+            Backoff::default(),
+            true,
+            secs(10),
+        ),
+        (
+            "exactly one interval before",
+            2670,
+            hour,
+            Backoff::default(),
+            true,
+            secs(30),
+        ),
+        (
+            "beyond the interval",
+            2669,
+            hour,
+            Backoff::default(),
+            true,
+            None,
+        ),
+        ("backing off", 2690, hour, until(2691), true, None),
+        (
+            "login required",
+            2690,
+            hour,
+            Backoff::default(),
+            false,
+            None,
+        ),
+        ("no token yet", 0, None, Backoff::default(), true, None),
+    ];
+    for (name, now, token, backoff, can_refresh, expected) in cases {
+        let got = tick_start(at(now), token, &NO_JITTER, &backoff, can_refresh, horizon);
+        assert_eq!(got, expected, "{name}");
+    }
+}
+
 #[test]
 fn backoff_is_full_jitter_and_capped() {
     let base = Duration::from_millis(200);
