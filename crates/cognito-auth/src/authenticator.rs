@@ -16,15 +16,14 @@ use crate::env::{Clock, Entropy};
 use crate::error::Error;
 use crate::flow::{
     DeviceCredentials, FlowOptions, Login, LoginRequest, LoginStep, Next, PendingLogin, Reply,
-    Request, RespondError, new_device,
+    Request, RespondError, confirm_device_request,
 };
 use crate::pool::AppClient;
 use crate::secret::{AccessToken, RefreshToken};
 use crate::tokens::TokenSet;
 use crate::wire::{
-    AuthenticationResult, ConfirmDeviceRequest, ForgetDeviceRequest,
-    GetTokensFromRefreshTokenRequest, GetUserRequest, GetUserResponse, GlobalSignOutRequest,
-    InitiateAuthRequest, Parameters, RevokeTokenRequest,
+    AuthenticationResult, ForgetDeviceRequest, GetTokensFromRefreshTokenRequest, GetUserRequest,
+    GetUserResponse, GlobalSignOutRequest, InitiateAuthRequest, Parameters, RevokeTokenRequest,
 };
 
 /// Signs users in to one app client and keeps their tokens fresh. Cheap to clone; clones share
@@ -350,22 +349,16 @@ impl Authenticator {
         metadata: crate::wire::NewDeviceMetadata,
     ) -> Option<DeviceCredentials> {
         let entropy = self.inner.entropy.clone();
-        let made = blocking(move || {
-            new_device(&metadata.device_key, &metadata.device_group_key, &*entropy)
-        })
-        .await;
-        let (device, config) = match made {
+        let access_token = tokens.access_token().clone();
+        let made =
+            blocking(move || confirm_device_request(&access_token, &metadata, None, &*entropy))
+                .await;
+        let (device, request) = match made {
             Ok(made) => made,
             Err(error) => {
                 tracing::warn!(error = %error, "could not build a device verifier");
                 return None;
             }
-        };
-        let request = ConfirmDeviceRequest {
-            access_token: tokens.access_token().clone(),
-            device_key: device.device_key.clone(),
-            device_secret_verifier_config: Some(config),
-            device_name: None,
         };
         match self.inner.client.confirm_device(&request).await {
             Ok(_) => Some(device),

@@ -14,15 +14,16 @@ use crate::env::Entropy;
 use crate::error::{Error, ErrorCode};
 use crate::pool::AppClient;
 use crate::secret::{
-    DevicePassword, OneTimeCode, Password, RefreshToken, SessionToken, TotpSecret,
+    AccessToken, DevicePassword, OneTimeCode, Password, RefreshToken, SessionToken, TotpSecret,
 };
 use crate::srp::{self, ServerChallenge, SrpEphemeral, SrpIdentity};
 use crate::tokens::TokenSet;
 use crate::wire::{
     AssociateSoftwareTokenRequest, AssociateSoftwareTokenResponse, AuthResponse,
     AuthenticationResult, ConfirmDeviceRequest, ConfirmDeviceResponse, DeviceRememberedStatus,
-    DeviceSecretVerifierConfig, InitiateAuthRequest, Parameters, RespondToAuthChallengeRequest,
-    UpdateDeviceStatusRequest, VerifySoftwareTokenRequest, VerifySoftwareTokenResponse,
+    DeviceSecretVerifierConfig, InitiateAuthRequest, NewDeviceMetadata, Parameters,
+    RespondToAuthChallengeRequest, UpdateDeviceStatusRequest, VerifySoftwareTokenRequest,
+    VerifySoftwareTokenResponse,
 };
 
 /// How a sign-in starts.
@@ -416,7 +417,6 @@ impl PendingLogin {
         entropy: &dyn Entropy,
     ) -> Result<(Login, Request), Error> {
         let mut ctx = self.ctx.clone();
-        let retry = Some(self.snapshot());
         let code_answer = |key: &str, code: &OneTimeCode| -> Result<Parameters, Error> {
             let code = code.expose_secret().trim();
             if code.is_empty() {
@@ -426,24 +426,25 @@ impl PendingLogin {
             responses.insert(key, code);
             Ok(responses)
         };
+        // `retry`: whether a refusal of this answer hands the challenge back for another try.
         let (name, responses, srp, retry) = match (&self.challenge, answer) {
             (Challenge::SmsMfa { .. }, ChallengeAnswer::Code(code)) => {
-                ("SMS_MFA", code_answer("SMS_MFA_CODE", &code)?, None, retry)
+                ("SMS_MFA", code_answer("SMS_MFA_CODE", &code)?, None, true)
             }
             (Challenge::EmailOtp { .. }, ChallengeAnswer::Code(code)) => (
                 "EMAIL_OTP",
                 code_answer("EMAIL_OTP_CODE", &code)?,
                 None,
-                retry,
+                true,
             ),
             (Challenge::SmsOtp { .. }, ChallengeAnswer::Code(code)) => {
-                ("SMS_OTP", code_answer("SMS_OTP_CODE", &code)?, None, retry)
+                ("SMS_OTP", code_answer("SMS_OTP_CODE", &code)?, None, true)
             }
             (Challenge::SoftwareTokenMfa { .. }, ChallengeAnswer::Code(code)) => (
                 "SOFTWARE_TOKEN_MFA",
                 code_answer("SOFTWARE_TOKEN_MFA_CODE", &code)?,
                 None,
-                retry,
+                true,
             ),
             (Challenge::MfaSetup { .. }, ChallengeAnswer::Code(code)) => {
                 let trimmed = code.expose_secret().trim();
@@ -507,7 +508,7 @@ impl PendingLogin {
                 for (name, value) in &attributes {
                     responses.insert(format!("userAttributes.{name}"), value.as_str());
                 }
-                ("NEW_PASSWORD_REQUIRED", responses, None, retry)
+                ("NEW_PASSWORD_REQUIRED", responses, None, true)
             }
             (Challenge::SelectMfaType { options }, ChallengeAnswer::MfaType(kind)) => {
                 if !options.is_empty() && !options.contains(&kind) {
@@ -517,7 +518,7 @@ impl PendingLogin {
                 }
                 let mut responses = ctx.common_responses();
                 responses.insert("ANSWER", kind.as_str());
-                ("SELECT_MFA_TYPE", responses, None, None)
+                ("SELECT_MFA_TYPE", responses, None, false)
             }
             (
                 Challenge::SelectChallenge { available },
@@ -556,12 +557,12 @@ impl PendingLogin {
                         )));
                     }
                 }
-                ("SELECT_CHALLENGE", responses, srp, None)
+                ("SELECT_CHALLENGE", responses, srp, false)
             }
             (Challenge::CustomChallenge { .. }, ChallengeAnswer::CustomAnswer(answer)) => {
                 let mut responses = ctx.common_responses();
                 responses.insert("ANSWER", answer.expose_secret());
-                ("CUSTOM_CHALLENGE", responses, None, None)
+                ("CUSTOM_CHALLENGE", responses, None, false)
             }
             (challenge, answer) => {
                 return Err(Error::InvalidInput(format!(
@@ -574,7 +575,10 @@ impl PendingLogin {
         let request = ctx.respond(name, responses);
         let login = Login {
             ctx,
-            waiting: Waiting::Auth { srp, retry },
+            waiting: Waiting::Auth {
+                srp,
+                retry: retry.then(|| self.snapshot()),
+            },
         };
         Ok((login, request))
     }
@@ -956,6 +960,16 @@ impl Context {
         responses
     }
 
+    /// The common responses plus an SRP password claim: the answer to PASSWORD_VERIFIER and
+    /// DEVICE_PASSWORD_VERIFIER.
+    fn claim_responses(&self, claim: srp::PasswordClaim) -> Parameters {
+        let mut responses = self.common_responses();
+        responses.insert("PASSWORD_CLAIM_SIGNATURE", claim.signature_b64);
+        responses.insert("PASSWORD_CLAIM_SECRET_BLOCK", claim.secret_block_b64);
+        responses.insert("TIMESTAMP", claim.timestamp);
+        responses
+    }
+
     fn respond(&self, challenge_name: &str, responses: Parameters) -> Request {
         Request::RespondToAuthChallenge(RespondToAuthChallengeRequest {
             client_id: self.app.client_id.clone(),
@@ -966,16 +980,11 @@ impl Context {
         })
     }
 
-    /// The InitiateAuth that starts (or restarts) this sign-in.
+    /// The InitiateAuth that starts (or restarts) this sign-in. Both callers have just set
+    /// `username` to what was typed, so the common parameters name the typed username.
     fn initiate(self, entropy: &dyn Entropy) -> Result<(Login, Request), Error> {
-        let mut parameters = Parameters::new();
-        parameters.insert("USERNAME", self.typed_username.as_str());
-        if let Some(hash) = self.secret_hash(&self.typed_username) {
-            parameters.insert("SECRET_HASH", hash);
-        }
-        if let Some(device) = &self.device {
-            parameters.insert("DEVICE_KEY", device.device_key.as_str());
-        }
+        debug_assert_eq!(self.username, self.typed_username);
+        let mut parameters = self.common_responses();
         let mut srp = None;
         let mut with_srp = |parameters: &mut Parameters| {
             let ephemeral = SrpEphemeral::generate(entropy);
@@ -1112,10 +1121,7 @@ impl Context {
                     &server_challenge(&parameters, "PASSWORD_VERIFIER")?,
                     &srp::cognito_timestamp(now),
                 )?;
-                let mut responses = self.common_responses();
-                responses.insert("PASSWORD_CLAIM_SIGNATURE", claim.signature_b64);
-                responses.insert("PASSWORD_CLAIM_SECRET_BLOCK", claim.secret_block_b64);
-                responses.insert("TIMESTAMP", claim.timestamp);
+                let responses = self.claim_responses(claim);
                 let request = self.respond("PASSWORD_VERIFIER", responses);
                 Ok(self.send(request, None))
             }
@@ -1153,10 +1159,7 @@ impl Context {
                     &server_challenge(&parameters, "DEVICE_PASSWORD_VERIFIER")?,
                     &srp::cognito_timestamp(now),
                 )?;
-                let mut responses = self.common_responses();
-                responses.insert("PASSWORD_CLAIM_SIGNATURE", claim.signature_b64);
-                responses.insert("PASSWORD_CLAIM_SECRET_BLOCK", claim.secret_block_b64);
-                responses.insert("TIMESTAMP", claim.timestamp);
+                let responses = self.claim_responses(claim);
                 let request = self.respond("DEVICE_PASSWORD_VERIFIER", responses);
                 Ok(self.send(request, None))
             }
@@ -1298,14 +1301,9 @@ impl Context {
                 device: self.device,
             })));
         };
-        let (device, config) =
-            new_device(&metadata.device_key, &metadata.device_group_key, entropy);
-        let request = ConfirmDeviceRequest {
-            access_token: tokens.access_token().clone(),
-            device_key: device.device_key.clone(),
-            device_secret_verifier_config: Some(config),
-            device_name: Some(self.device_name.trim().to_owned()).filter(|name| !name.is_empty()),
-        };
+        let device_name = Some(self.device_name.trim().to_owned()).filter(|name| !name.is_empty());
+        let (device, request) =
+            confirm_device_request(tokens.access_token(), metadata, device_name, entropy);
         let success = Box::new(LoginSuccess {
             tokens,
             refresh_token,
@@ -1319,6 +1317,24 @@ impl Context {
             request: Request::ConfirmDevice(request),
         })
     }
+}
+
+/// Credentials for a device Cognito just created, and the ConfirmDevice call registering it
+/// (after a sign-in, and after a refresh).
+pub(crate) fn confirm_device_request(
+    access_token: &AccessToken,
+    metadata: &NewDeviceMetadata,
+    device_name: Option<String>,
+    entropy: &dyn Entropy,
+) -> (DeviceCredentials, ConfirmDeviceRequest) {
+    let (device, config) = new_device(&metadata.device_key, &metadata.device_group_key, entropy);
+    let request = ConfirmDeviceRequest {
+        access_token: access_token.clone(),
+        device_key: device.device_key.clone(),
+        device_secret_verifier_config: Some(config),
+        device_name,
+    };
+    (device, request)
 }
 
 /// A device password and its verifier for a device Cognito just created.
