@@ -28,18 +28,22 @@ pub(crate) struct ApiError {
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
+/// The HTTP status the service sends with error `code`: 500 for internal errors, else 400.
+pub(crate) fn status_for(code: &str) -> u16 {
+    if code == "InternalErrorException" {
+        500
+    } else {
+        400
+    }
+}
+
 impl ApiError {
-    /// An error with the status the service uses on the wire: 500 for internal errors, else 400.
+    /// An error with the status the service uses on the wire ([`status_for`]).
     pub(crate) fn new(code: &str, message: impl Into<String>) -> Self {
-        let status = if code == "InternalErrorException" {
-            500
-        } else {
-            400
-        };
         ApiError {
             code: code.to_owned(),
             message: message.into(),
-            status,
+            status: status_for(code),
         }
     }
 

@@ -79,17 +79,12 @@ impl Fault {
 
     /// The next call of `operation` fails with `code` and `message` (HTTP 400, or 500 for InternalErrorException).
     pub fn error(operation: &str, code: &str, message: &str) -> Self {
-        let status = if code == "InternalErrorException" {
-            500
-        } else {
-            400
-        };
         Fault::new(
             Some(operation),
             FaultKind::Error {
                 code: code.to_owned(),
                 message: message.to_owned(),
-                status,
+                status: crate::error::status_for(code),
             },
         )
     }

@@ -275,10 +275,6 @@ impl Handle {
     /// `https://cognito-idp.<region>.amazonaws.com/<pool_id>`, the `iss` of the pool's tokens.
     pub fn issuer(&self, pool_id: &str) -> Option<String> {
         let state = lock(&self.shared.state);
-        let cfg = &state.pools.get(pool_id)?.cfg;
-        Some(format!(
-            "https://cognito-idp.{}.amazonaws.com/{}",
-            cfg.region, cfg.id
-        ))
+        Some(state.pools.get(pool_id)?.cfg.issuer())
     }
 }

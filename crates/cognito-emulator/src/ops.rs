@@ -380,11 +380,7 @@ impl Ctx<'_> {
     }
 
     fn issuer(&self, pool_id: &str) -> String {
-        let cfg = &self.st.pools[pool_id].cfg;
-        format!(
-            "https://cognito-idp.{}.amazonaws.com/{}",
-            cfg.region, cfg.id
-        )
+        self.st.pools[pool_id].cfg.issuer()
     }
 }
 

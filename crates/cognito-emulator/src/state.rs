@@ -46,6 +46,16 @@ pub(crate) struct PoolCfg {
     pub(crate) mfa_setup: Vec<String>,
 }
 
+impl PoolCfg {
+    /// `https://cognito-idp.<region>.amazonaws.com/<pool_id>`, the `iss` of the pool's tokens.
+    pub(crate) fn issuer(&self) -> String {
+        format!(
+            "https://cognito-idp.{}.amazonaws.com/{}",
+            self.region, self.id
+        )
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Client {
     pub(crate) id: String,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use num_bigint::BigUint;
 use num_traits::Zero;
 use serde_json::{Value, json};
 
@@ -169,13 +170,7 @@ impl Ctx<'_> {
         device_key: Option<&str>,
         custom: bool,
     ) -> ApiResult<Value> {
-        let a = srp::parse_hex(srp_a)
-            .ok_or_else(|| ApiError::invalid_parameter("SRP_A is not a hexadecimal number"))?;
-        if (&a % &srp::group().n).is_zero() {
-            return Err(ApiError::invalid_parameter(
-                "SRP_A must not be zero modulo N",
-            ));
-        }
+        let a = parse_srp_a(srp_a)?;
         let realm = self.pool_cfg(&client.pool_id).name;
         if self.st.resolve_user(&client.pool_id, name).is_none() {
             if !client.prevent_user_existence_errors {
@@ -214,7 +209,7 @@ impl Ctx<'_> {
         login: Login,
         kind: SrpKind,
         realm: String,
-        a: num_bigint::BigUint,
+        a: BigUint,
         handshake: Handshake,
         salt_hex: String,
     ) -> ApiResult<Value> {
@@ -846,13 +841,7 @@ impl Ctx<'_> {
         if expected != device_key || !names_internal_user(username, &current.login.username) {
             return Err(ApiError::not_authorized(SESSION_EXPIRED));
         }
-        let a = srp::parse_hex(srp_a)
-            .ok_or_else(|| ApiError::invalid_parameter("SRP_A is not a hexadecimal number"))?;
-        if (&a % &srp::group().n).is_zero() {
-            return Err(ApiError::invalid_parameter(
-                "SRP_A must not be zero modulo N",
-            ));
-        }
+        let a = parse_srp_a(srp_a)?;
         let login = current.login;
         let user = self.user(&login.pool_id, &login.username)?;
         let group_key = user.device_group_key.clone();
@@ -876,6 +865,18 @@ impl Ctx<'_> {
             verifier.salt_hex(),
         )
     }
+}
+
+/// SRP_A as a number, refusing `A mod N == 0`.
+fn parse_srp_a(srp_a: &str) -> ApiResult<BigUint> {
+    let a = srp::parse_hex(srp_a)
+        .ok_or_else(|| ApiError::invalid_parameter("SRP_A is not a hexadecimal number"))?;
+    if (&a % &srp::group().n).is_zero() {
+        return Err(ApiError::invalid_parameter(
+            "SRP_A must not be zero modulo N",
+        ));
+    }
+    Ok(a)
 }
 
 /// SECRET_BLOCK bytes: standard base64, else URL-safe (as lenient clients also decode it).

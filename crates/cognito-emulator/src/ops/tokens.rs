@@ -64,28 +64,36 @@ impl Ctx<'_> {
                 event_id,
             },
         );
-        let refresh_token = ids::refresh_token(&mut self.rng);
-        self.st.refresh_tokens.insert(
-            refresh_token.clone(),
-            RefreshRecord {
-                family: family_id.clone(),
-                client_id: client.id.clone(),
-                replaced: None,
-            },
-        );
-        let (access, id) = self.mint(&family_id)?;
-        let mut result = json!({
-            "AccessToken": access,
-            "ExpiresIn": client.access_ttl,
-            "IdToken": id,
-            "RefreshToken": refresh_token,
-            "TokenType": "Bearer",
-        });
+        let refresh_token = self.new_refresh_token(&family_id, &client.id);
+        let mut result = self.token_result(&family_id, &client)?;
+        result["RefreshToken"] = json!(refresh_token);
         if let Some(metadata) = new_device {
             result["NewDeviceMetadata"] = metadata;
         }
         tracing::info!(pool = %login.pool_id, user = %login.username, client = %client.id, "signed in");
         Ok(result)
+    }
+
+    /// A new refresh token of `family_id`, issued to `client_id`.
+    fn new_refresh_token(&mut self, family_id: &str, client_id: &str) -> String {
+        let token = ids::refresh_token(&mut self.rng);
+        self.st.refresh_tokens.insert(
+            token.clone(),
+            RefreshRecord {
+                family: family_id.to_owned(),
+                client_id: client_id.to_owned(),
+                replaced: None,
+            },
+        );
+        token
+    }
+
+    /// `{AccessToken, ExpiresIn, IdToken, TokenType}` freshly minted for a sign-in family.
+    fn token_result(&mut self, family_id: &str, client: &Client) -> ApiResult<Value> {
+        let (access, id) = self.mint(family_id)?;
+        Ok(json!({
+            "AccessToken": access, "ExpiresIn": client.access_ttl, "IdToken": id, "TokenType": "Bearer",
+        }))
     }
 
     /// Access and ID tokens for a sign-in family, stamped now.
@@ -202,15 +210,7 @@ impl Ctx<'_> {
         if successor.is_some() || !rotate {
             return Ok((family_id, successor));
         }
-        let next = ids::refresh_token(&mut self.rng);
-        self.st.refresh_tokens.insert(
-            next.clone(),
-            RefreshRecord {
-                family: family_id.clone(),
-                client_id: client.id.clone(),
-                replaced: None,
-            },
-        );
+        let next = self.new_refresh_token(&family_id, &client.id);
         if let Some(record) = self.st.refresh_tokens.get_mut(token) {
             record.replaced = Some((now, next.clone()));
         }
@@ -241,13 +241,8 @@ impl Ctx<'_> {
         }
         let device_key = params.get("DEVICE_KEY").map(String::as_str);
         let (family, _) = self.use_refresh_token(client, token, device_key, false)?;
-        let (access, id) = self.mint(&family)?;
-        Ok(json!({
-            "AuthenticationResult": {
-                "AccessToken": access, "ExpiresIn": client.access_ttl, "IdToken": id, "TokenType": "Bearer",
-            },
-            "ChallengeParameters": {},
-        }))
+        let result = self.token_result(&family, client)?;
+        Ok(json!({ "AuthenticationResult": result, "ChallengeParameters": {} }))
     }
 
     pub(crate) fn get_tokens_from_refresh_token(&mut self, req: &Req) -> ApiResult<Value> {
@@ -257,10 +252,7 @@ impl Ctx<'_> {
         let device_key = req.opt("DeviceKey")?;
         let (family, rotated) =
             self.use_refresh_token(&client, token, device_key, client.rotation)?;
-        let (access, id) = self.mint(&family)?;
-        let mut result = json!({
-            "AccessToken": access, "ExpiresIn": client.access_ttl, "IdToken": id, "TokenType": "Bearer",
-        });
+        let mut result = self.token_result(&family, &client)?;
         if let Some(rotated) = rotated {
             result["RefreshToken"] = json!(rotated);
         }
