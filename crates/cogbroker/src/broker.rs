@@ -767,7 +767,6 @@ impl Broker {
         let loaded = tokio::task::spawn_blocking(move || store.load(&name)).await;
         match loaded {
             Ok(Ok(Some(session))) => {
-                let username = session.username.clone();
                 let device = session.device.is_some();
                 {
                     let mut held = lock(&slot.session);
@@ -779,7 +778,6 @@ impl Broker {
                 }
                 slot.publish(|s| {
                     s.has_session = true;
-                    s.username = username;
                     s.device_remembered = device;
                     s.store_error = None;
                     if s.last_error == Some("store") {
@@ -1603,35 +1601,46 @@ impl Broker {
         if let Err(error) = persisted {
             tracing::error!(profile = %slot.name, error = %format!("{error:#}"), "cannot persist the rotated refresh token; keeping it in memory and retrying");
         }
+        self.install_session(slot, session, tokens, persistence_failed, |s| {
+            // An unchanged session was not saved: an earlier persist failure still stands.
+            s.persistence_degraded = persistence_failed || (s.persistence_degraded && !changed);
+        });
+        tracing::info!(profile = %slot.name, rotated = changed, "tokens refreshed");
+        Ok(())
+    }
+
+    /// Holds `session` in memory and publishes `tokens` as a success (failure state cleared;
+    /// `last_error` "store" when the persist failed), then `adjust`; emits `TokenRefreshed`.
+    /// Called by login and refresh with the `ops` lock held. Returns when the tokens expire.
+    fn install_session(
+        &self,
+        slot: &Slot,
+        session: StoredSession,
+        tokens: TokenSet,
+        persistence_failed: bool,
+        adjust: impl FnOnce(&mut Snapshot),
+    ) -> SystemTime {
         let device_remembered = session.device.is_some();
-        let session_username = session.username.clone();
         *lock(&slot.session) = Some(session);
         let now = self.inner.clock.now();
         let expires_at = tokens.expires_at();
         log_skew(slot, &tokens);
-        let was_degraded = slot.snapshot().persistence_degraded;
         slot.publish(|s| {
             s.tokens = Some(Arc::new(tokens));
             s.has_session = true;
             s.login_required = None;
             s.last_refresh = Some(now);
-            s.last_error = if persistence_failed {
-                Some("store")
-            } else {
-                None
-            };
+            s.last_error = persistence_failed.then_some("store");
             s.degraded = false;
-            s.persistence_degraded = persistence_failed || (was_degraded && !changed);
             s.backoff = Backoff::default();
-            s.username = session_username;
             s.device_remembered = device_remembered;
+            adjust(s);
         });
-        tracing::info!(profile = %slot.name, rotated = changed, "tokens refreshed");
         self.emit(BrokerEvent::TokenRefreshed {
             profile: slot.name.to_string(),
             expires_at,
         });
-        Ok(())
+        expires_at
     }
 
     /// Arms the backoff after a failed attempt and marks the profile degraded. Returns how long
@@ -1915,34 +1924,10 @@ impl Broker {
             tracing::error!(profile = %slot.name, error = %format!("{error:#}"), "cannot persist the session; keeping it in memory and retrying");
         }
         let persistence_failed = persisted.is_err();
-        let device_remembered = session.device.is_some();
-        let username = session.username.clone();
-        *lock(&slot.session) = Some(session);
-        let now = self.inner.clock.now();
-        let expires_at = tokens.expires_at();
-        log_skew(slot, &tokens);
-        slot.publish(|s| {
-            s.tokens = Some(Arc::new(tokens));
-            s.has_session = true;
-            s.login_required = None;
-            s.last_refresh = Some(now);
-            s.last_error = if persistence_failed {
-                Some("store")
-            } else {
-                None
-            };
-            s.degraded = false;
+        self.install_session(slot, session, tokens, persistence_failed, |s| {
             s.persistence_degraded = persistence_failed;
-            s.backoff = Backoff::default();
-            s.username = username;
-            s.device_remembered = device_remembered;
             s.store_error = None;
-        });
-        self.emit(BrokerEvent::TokenRefreshed {
-            profile: slot.name.to_string(),
-            expires_at,
-        });
-        expires_at
+        })
     }
 
     fn login_finished(&self, slot: &Slot, result: &Result<LoginOutcome, BrokerError>) {

@@ -185,8 +185,9 @@ pub struct ProfileConfig {
     pub device_name: String,
 }
 
-/// Where a secret comes from. `Debug` never shows a literal value.
-#[derive(Debug, Clone)]
+/// Where a secret comes from. `Debug` shows [`describe`](Self::describe): never a literal value
+/// nor a command line.
+#[derive(Clone)]
 pub enum SecretSource {
     /// An environment variable of the daemon.
     Env(String),
@@ -196,6 +197,12 @@ pub enum SecretSource {
     Keyring,
     /// The value itself, in the file (client secrets only).
     Literal(ClientSecret),
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 impl SecretSource {

@@ -29,8 +29,6 @@ pub(crate) struct Snapshot {
     pub(crate) persistence_degraded: bool,
     /// Backoff of refresh attempts.
     pub(crate) backoff: Backoff,
-    /// The internal username of the session.
-    pub(crate) username: Option<String>,
     /// A device is remembered for this profile.
     pub(crate) device_remembered: bool,
     /// The stored session could not be read at startup.
