@@ -21,7 +21,7 @@ pub const START_HINT: &str =
     "start it with `cogbroker serve` or `systemctl --user start cogbroker`";
 
 /// The header every `/v1` request must carry (blocks SSRF and simple cross-site requests).
-pub const REQUEST_HEADER: &str = "x-cogbroker-request";
+pub use crate::server::REQUEST_HEADER;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longer than the daemon's own 10 s caller deadline, so the daemon's answer wins the race.
@@ -97,52 +97,32 @@ pub enum ClientError {
 
 impl ClientError {
     /// Adds "run `cogbroker login <profile>`" to a `login_required` answer that does not say it.
-    pub fn with_login_hint(self, profile: &str) -> Self {
-        match self {
-            Self::Api {
-                status,
-                code,
-                message,
-                retry_after,
-                mut hint,
-            } if code == "login_required" && !message.contains("cogbroker login") => {
+    pub fn with_login_hint(mut self, profile: &str) -> Self {
+        if let Self::Api {
+            code,
+            message,
+            hint,
+            ..
+        } = &mut self
+        {
+            if code == "login_required" && !message.contains("cogbroker login") {
                 hint.push_str(&format!("; run `cogbroker login {profile}`"));
-                Self::Api {
-                    status,
-                    code,
-                    message,
-                    retry_after,
-                    hint,
-                }
             }
-            other => other,
         }
+        self
     }
 
     /// Adds what to do to a refused sign-in (`invalid_credentials`).
-    pub fn with_credentials_hint(self, profile: &str) -> Self {
-        match self {
-            Self::Api {
-                status,
-                code,
-                message,
-                retry_after,
-                mut hint,
-            } if code == "invalid_credentials" => {
+    pub fn with_credentials_hint(mut self, profile: &str) -> Self {
+        if let Self::Api { code, hint, .. } = &mut self {
+            if code == "invalid_credentials" {
                 hint.push_str(&format!(
                     "; check the password (and the profile's `username`), then run \
                      `cogbroker login {profile}` again (repeated failures lock the account for a while)"
                 ));
-                Self::Api {
-                    status,
-                    code,
-                    message,
-                    retry_after,
-                    hint,
-                }
             }
-            other => other,
         }
+        self
     }
 
     /// The daemon's error code (`login_required`, `upstream_unavailable`, ...), if it answered.
@@ -454,6 +434,35 @@ mod tests {
     fn segments_are_percent_encoded() {
         assert_eq!(segment("dev.eu-1_x"), "dev.eu-1_x");
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn hints_are_added_to_their_codes_only() {
+        let api = |code: &str, message: &str| ClientError::Api {
+            status: 401,
+            code: code.to_owned(),
+            message: message.to_owned(),
+            retry_after: None,
+            hint: String::new(),
+        };
+        let shown = |error: ClientError| error.to_string();
+        assert_eq!(
+            shown(api("login_required", "not signed in").with_login_hint("dev")),
+            "not signed in; run `cogbroker login dev`"
+        );
+        assert_eq!(
+            shown(api("login_required", "run cogbroker login dev").with_login_hint("dev")),
+            "run cogbroker login dev"
+        );
+        assert_eq!(shown(api("other", "x").with_login_hint("dev")), "x");
+        assert!(
+            shown(api("invalid_credentials", "refused").with_credentials_hint("dev"))
+                .starts_with("refused; check the password")
+        );
+        assert_eq!(
+            shown(api("login_required", "x").with_credentials_hint("dev")),
+            "x"
+        );
     }
 
     #[tokio::test]

@@ -18,8 +18,9 @@ use crate::listen::{self, Listeners};
 use crate::server::{self, ServerOptions};
 use crate::store;
 
-/// How long shutdown waits for in-flight requests and persists before giving up.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for in-flight requests and persists before giving up (the server's
+/// own grace period).
+pub use crate::server::SHUTDOWN_GRACE;
 
 /// The `serve` command: everything up to the runtime is synchronous so the configuration is
 /// validated and the sockets are bound before any thread starts.

@@ -1109,14 +1109,13 @@ impl JsonFields {
         }
     }
 
+    /// A string field of at most 256 bytes.
     fn take_string(&mut self, field: &'static str) -> Result<Option<String>, ApiError> {
-        match self.0.remove(field) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(value)) if value.len() <= 256 => Ok(Some(value)),
-            Some(Value::String(_)) => {
+        match self.take_secret(field)? {
+            Some(value) if value.len() > 256 => {
                 Err(ApiError::bad_input(field, "is longer than 256 characters"))
             }
-            Some(_) => Err(ApiError::bad_input(field, "must be a string")),
+            value => Ok(value),
         }
     }
 
