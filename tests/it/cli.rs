@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, ensure};
-use cogbroker_e2e::daemon::{DaemonProcess, EmulatorHost, ProfileSpec, Sandbox, expect_code};
+use cogbroker_e2e::daemon::{DaemonProcess, EmulatorHost, ProfileSpec, Sandbox, api, expect_code};
 use expectrl::{Eof, Regex, Session, WaitStatus};
 
 const POOL: &str = "us-east-1_E2eCli";
@@ -431,6 +431,11 @@ fn ctrl_c_at_a_prompt_cancels_the_pending_login() -> anyhow::Result<()> {
     session.expect("Password for tina (totp): ")?;
     session.send_line(PASSWORD)?;
     session.expect("Code: ")?;
+    // The prompt is printed just before the CLI switches the terminal to raw mode to read the
+    // answer; a Ctrl-C in that gap is a plain SIGINT that the read never sees (pressing it
+    // again works). Wait for the switch, which turns echo off, so the test presses it once the
+    // answer is being read.
+    wait_for_echo_off(&session)?;
     session.send("\x03")?;
     session.expect(Eof)?;
     let status = session.get_process().wait()?;
@@ -447,6 +452,21 @@ fn ctrl_c_at_a_prompt_cancels_the_pending_login() -> anyhow::Result<()> {
     session.send_line(totp_now(TOTP_SECRET)?)?;
     finish(&mut session, "totp")?;
     ensure!(fixture.daemon.terminate()?.success());
+    Ok(())
+}
+
+/// Waits (bounded) until the program on the terminal has turned echo off, i.e. is reading an
+/// answer in raw mode. There is no notification for a termios change, so this checks it
+/// between yields of the thread.
+fn wait_for_echo_off(session: &Session) -> anyhow::Result<()> {
+    let deadline = SystemTime::now() + Duration::from_secs(30);
+    while session.get_process().get_echo()? {
+        ensure!(
+            SystemTime::now() < deadline,
+            "the login never started reading its answer"
+        );
+        std::thread::yield_now();
+    }
     Ok(())
 }
 
@@ -622,24 +642,6 @@ fn remembered_device_skips_mfa_on_the_next_login() -> anyhow::Result<()> {
     );
     ensure!(fixture.daemon.terminate()?.success());
     Ok(())
-}
-
-/// One request to the daemon's HTTP API over loopback TCP, as a script would send it.
-async fn api(
-    client: &reqwest::Client,
-    daemon: &DaemonProcess,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> anyhow::Result<(u16, serde_json::Value)> {
-    let tcp = daemon.tcp.context("the daemon's TCP address")?;
-    let url = format!("http://{tcp}{path}");
-    let request = match body {
-        Some(body) => client.post(url).json(&body),
-        None => client.get(url),
-    };
-    let response = request.header("X-Cogbroker-Request", "1").send().await?;
-    let status = response.status().as_u16();
-    Ok((status, response.json().await?))
 }
 
 #[test]

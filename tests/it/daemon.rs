@@ -51,12 +51,9 @@ fn alice(name: &str) -> ProfileSpec {
     ProfileSpec::new(name, POOL, CLIENT, "alice")
 }
 
+/// [`Sandbox::login_stdin`], which must also print the profile's success line.
 fn login_stdin(sandbox: &Sandbox, profile: &str, password: &str) -> anyhow::Result<()> {
-    let output = sandbox.cli(
-        &["login", profile, "--password-stdin"],
-        Some(&format!("{password}\n")),
-    )?;
-    expect_code(&output, 0)?;
+    let output = sandbox.login_stdin(profile, password)?;
     ensure!(
         output.stdout.starts_with(profile.as_bytes()),
         "login printed {:?}",

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, ensure};
 use cogbroker_e2e::daemon::{
-    DaemonProcess, EmulatorHost, PROCESS_DEADLINE, ProfileSpec, Sandbox, expect_code, read_text,
+    self, DaemonProcess, EmulatorHost, PROCESS_DEADLINE, ProfileSpec, Sandbox, expect_code,
+    read_text,
 };
 use cognito_emulator::Fault;
 use serde_json::Value;
@@ -52,14 +53,6 @@ mfa = "totp"
 totp_secret = "JBSWY3DPEHPK3PXP"
 "#
     )
-}
-
-fn login_stdin(sandbox: &Sandbox, profile: &str, password: &str) -> anyhow::Result<()> {
-    let output = sandbox.cli(
-        &["login", profile, "--password-stdin"],
-        Some(&format!("{password}\n")),
-    )?;
-    expect_code(&output, 0)
 }
 
 fn sessions_dir(sandbox: &Sandbox) -> PathBuf {
@@ -111,25 +104,14 @@ fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// One request to the daemon's HTTP API over loopback TCP.
+/// [`daemon::api`] from synchronous code.
 fn api(
     runtime: &tokio::runtime::Runtime,
     daemon: &DaemonProcess,
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<(u16, Value)> {
-    let tcp = daemon.tcp.context("the daemon's TCP address")?;
-    let url = format!("http://{tcp}{path}");
-    runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let request = match body {
-            Some(body) => client.post(url).json(&body),
-            None => client.get(url),
-        };
-        let response = request.header("X-Cogbroker-Request", "1").send().await?;
-        let status = response.status().as_u16();
-        Ok((status, response.json().await?))
-    })
+    runtime.block_on(daemon::api(&reqwest::Client::new(), daemon, path, body))
 }
 
 /// Fault 18: SIGTERM while a refresh is in flight upstream. The refresh and the persist of the
@@ -144,7 +126,7 @@ fn sigterm_during_a_refresh_completes_it_and_persists_the_rotated_token() -> any
         &[ProfileSpec::new("rot", POOL, ROTATING, "alice")],
     )?;
     let mut daemon = sandbox.serve(&[])?;
-    login_stdin(&sandbox, "rot", ALICE_PASSWORD)?;
+    sandbox.login_stdin("rot", ALICE_PASSWORD)?;
     let before = stored_refresh_token(&sandbox, "rot")?.context("login persisted a session")?;
     let tcp = daemon.tcp.context("the daemon's TCP address")?;
 
@@ -296,7 +278,7 @@ fn crash_leftovers_in_the_sessions_dir_are_never_read_as_a_session() -> anyhow::
         &[ProfileSpec::new("dev", POOL, CLIENT, "alice")],
     )?;
     let mut daemon = sandbox.serve(&[])?;
-    login_stdin(&sandbox, "dev", ALICE_PASSWORD)?;
+    sandbox.login_stdin("dev", ALICE_PASSWORD)?;
     ensure!(daemon.terminate()?.success());
     let complete = stored_refresh_token(&sandbox, "dev")?.context("a stored session")?;
     // Security test 26 for the file store: the password is never written.
@@ -340,7 +322,7 @@ fn crash_leftovers_in_the_sessions_dir_are_never_read_as_a_session() -> anyhow::
         daemon.stderr_text()
     );
     // A login writes a complete file again.
-    login_stdin(&sandbox, "dev", ALICE_PASSWORD)?;
+    sandbox.login_stdin("dev", ALICE_PASSWORD)?;
     let output = sandbox.cli(&["token", "dev"], None)?;
     expect_code(&output, 0)?;
     let replaced = stored_refresh_token(&sandbox, "dev")?.context("a complete record")?;
@@ -438,7 +420,7 @@ fn kill_before_persist_without_a_grace_period_needs_a_login() -> anyhow::Result<
         &[ProfileSpec::new("rot", POOL, ROTATING, "alice")],
     )?;
     let mut doomed = sandbox.serve(&[("COGBROKER_FAILPOINT", "after-refresh-before-persist")])?;
-    login_stdin(&sandbox, "rot", ALICE_PASSWORD)?;
+    sandbox.login_stdin("rot", ALICE_PASSWORD)?;
     let before = stored_refresh_token(&sandbox, "rot")?.context("a stored session")?;
     let output = sandbox.cli(&["refresh", "rot"], None)?;
     ensure!(!output.status.success(), "the daemon died mid-refresh");
@@ -460,7 +442,7 @@ fn kill_before_persist_without_a_grace_period_needs_a_login() -> anyhow::Result<
     let output = sandbox.cli(&["token", "rot"], None)?;
     expect_code(&output, 4)?;
     ensure!(emulator.handle.stats().calls(REFRESH) == refused);
-    login_stdin(&sandbox, "rot", ALICE_PASSWORD)?;
+    sandbox.login_stdin("rot", ALICE_PASSWORD)?;
     let output = sandbox.cli(&["token", "rot"], None)?;
     expect_code(&output, 0)?;
     ensure!(revived.terminate()?.success());

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use cogbroker::config::{ProfileName, StoreKind};
 use cogbroker::store::{self, StoredSession};
-use cogbroker_e2e::daemon::{DaemonProcess, EmulatorHost, Sandbox};
+use cogbroker_e2e::daemon::{DaemonProcess, EmulatorHost, Sandbox, toml_string};
 use cognito_auth::flow::DeviceCredentials;
 use cognito_auth::secret::{DevicePassword, RefreshToken};
 use serde_json::{Value, json};
@@ -471,8 +471,8 @@ fn keyring_sandbox_with(
         "[daemon]\nlisten = \"off\"\nsocket = {}\nstore = \"keyring\"\nstate_dir = {}\nlog = \"info\"\n\
          \n[profiles.{profile}]\nuser_pool_id = \"{POOL}\"\nclient_id = \"{CLIENT}\"\n\
          username = \"{username}\"\nendpoint = \"{endpoint}\"\n{extra}\n",
-        toml_string(&socket)?,
-        toml_string(&state)?,
+        toml_string(&socket),
+        toml_string(&state),
     );
     let config_path = dir.path().join("config.toml");
     std::fs::write(&config_path, text).context("write the test config")?;
@@ -481,13 +481,6 @@ fn keyring_sandbox_with(
         config_path,
         socket,
     })
-}
-
-fn toml_string(path: &Path) -> anyhow::Result<String> {
-    let text = path
-        .to_str()
-        .context("a temporary path that is not UTF-8")?;
-    Ok(Value::String(text.to_owned()).to_string())
 }
 
 /// The daemon's HTTP API over its Unix socket.

@@ -184,6 +184,16 @@ impl Sandbox {
         run_with_stdin(command, stdin)
     }
 
+    /// `cogbroker login <profile> --password-stdin`, which must exit 0.
+    pub fn login_stdin(&self, profile: &str, password: &str) -> anyhow::Result<Output> {
+        let output = self.cli(
+            &["login", profile, "--password-stdin"],
+            Some(&format!("{password}\n")),
+        )?;
+        expect_code(&output, 0)?;
+        Ok(output)
+    }
+
     fn clean_env(&self, command: &mut Command) {
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy().into_owned();
@@ -520,6 +530,25 @@ impl Collector {
     }
 }
 
+/// One request to the daemon's HTTP API over loopback TCP, as a script would send it: a GET,
+/// or a POST of `body`. Returns the status and the JSON answer.
+pub async fn api(
+    client: &reqwest::Client,
+    daemon: &DaemonProcess,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let tcp = daemon.tcp.context("the daemon's TCP address")?;
+    let url = format!("http://{tcp}{path}");
+    let request = match body {
+        Some(body) => client.post(url).json(&body),
+        None => client.get(url),
+    };
+    let response = request.header("X-Cogbroker-Request", "1").send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await?))
+}
+
 /// Runs a command to completion, writing `stdin` (if any) first.
 pub fn run_with_stdin(mut command: Command, stdin: Option<&str>) -> anyhow::Result<Output> {
     command
@@ -562,7 +591,8 @@ pub fn read_text(path: &Path) -> anyhow::Result<String> {
     Ok(text)
 }
 
-fn toml_string(path: &Path) -> String {
+/// A path as a quoted TOML basic string, for test configs.
+pub fn toml_string(path: &Path) -> String {
     let text = path.display().to_string();
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
