@@ -13,10 +13,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::error::ServiceError;
-use crate::pool::UserPoolId;
-use crate::secret::ClientSecret;
-use crate::wire::{InitiateAuthRequest, RespondToAuthChallengeRequest};
+use crate::env::Entropy;
+use crate::error::{ErrorCode, ServiceError};
+use crate::pool::{AppClient, UserPoolId};
+use crate::secret::{ClientSecret, SessionToken};
+use crate::srp;
+use crate::wire::{
+    DeviceRememberedStatus, InitiateAuthRequest, Parameters, RespondToAuthChallengeRequest,
+};
 
 const VECTORS_JSON: &str = include_str!("../../tests/data/srp-vectors.json");
 /// `Tue Jan 6 03:04:05 UTC 2026`, the vectors' TIMESTAMP.
