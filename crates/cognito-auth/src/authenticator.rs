@@ -3,9 +3,10 @@
 //!
 //! Automatic steps: PASSWORD_VERIFIER, DEVICE_SRP_AUTH, DEVICE_PASSWORD_VERIFIER, the
 //! AssociateSoftwareToken of MFA_SETUP, ConfirmDevice + UpdateDeviceStatus after a new device,
-//! and one restart without DEVICE_KEY after "Device does not exist". The SRP math runs on a
-//! blocking thread. Nothing is retried here: a call that carried a Session or a code must never
-//! be sent twice, and the broker owns the retry policy for the rest.
+//! and one restart without DEVICE_KEY after "Device does not exist". Steps that do SRP math run
+//! on a blocking thread; the rest run inline. Nothing is retried here: a call that carried a
+//! Session or a code must never be sent twice, and the broker owns the retry policy for the rest.
+//! Refresh makes the calls [`crate::flow::RefreshPlan`] asks for.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,8 +16,8 @@ use crate::client::CognitoClient;
 use crate::env::{Clock, Entropy};
 use crate::error::Error;
 use crate::flow::{
-    DeviceCredentials, FlowOptions, Login, LoginRequest, LoginStep, Next, PendingLogin, Reply,
-    Request, RespondError, confirm_device_request,
+    DeviceCredentials, FlowOptions, Login, LoginRequest, LoginStep, Next, PendingLogin,
+    RefreshCall, RefreshPlan, RefreshStep, Reply, Request, RespondError, confirm_device_request,
 };
 use crate::pool::AppClient;
 use crate::secret::{AccessToken, RefreshToken};
@@ -148,8 +149,9 @@ impl Authenticator {
         let app = self.inner.app.clone();
         let options = self.inner.options.clone();
         let entropy = self.inner.entropy.clone();
+        let srp = request.flow.starts_with_srp();
         let (login, request) =
-            blocking(move || Login::start(app, request, options, &*entropy)).await??;
+            compute(srp, move || Login::start(app, request, options, &*entropy)).await??;
         self.drive(login, request)
             .await
             .map_err(|failure| failure.error)
@@ -166,7 +168,9 @@ impl Authenticator {
     ) -> Result<LoginStep, RespondError> {
         let now = self.inner.clock.now();
         let entropy = self.inner.entropy.clone();
-        let (login, request) = blocking(move || pending.answer(answer, now, &*entropy)).await??;
+        let srp = PendingLogin::answer_needs_srp(&answer);
+        let (login, request) =
+            compute(srp, move || pending.answer(answer, now, &*entropy)).await??;
         self.drive(login, request).await
     }
 
@@ -179,7 +183,8 @@ impl Authenticator {
             let reply = self.send(&request).await;
             let now = self.inner.clock.now();
             let entropy = self.inner.entropy.clone();
-            let next = blocking(move || login.on_reply(reply, now, &*entropy)).await??;
+            let srp = login.reply_needs_srp(&reply);
+            let next = compute(srp, move || login.on_reply(reply, now, &*entropy)).await??;
             match next {
                 Next::Send {
                     login: next_login,
@@ -224,62 +229,67 @@ impl Authenticator {
     /// New tokens from a refresh token: GetTokensFromRefreshToken (raw client secret, device
     /// key), or InitiateAuth REFRESH_TOKEN_AUTH where the endpoint lacks that operation.
     ///
-    /// The fallback is remembered at once when the endpoint plainly does not know the operation
-    /// ([`Error::is_unknown_operation`]). A bare HTML/empty HTTP 500 (moto's answer for anything
-    /// unimplemented, but also a possible real fault) gets one fallback try, remembered only if
-    /// it works or judges the token itself (revoked, expired, invalid: that verdict is
-    /// returned); any other fallback failure returns the original error.
+    /// Which call to make, when a failure earns a fallback try, when the fallback is remembered
+    /// and which verdict stands are decided by [`RefreshPlan`] (see [`crate::flow`]'s refresh
+    /// module); this only makes the calls.
     #[tracing::instrument(skip_all, fields(device = request.device.is_some()))]
     pub async fn refresh(&self, request: RefreshRequest<'_>) -> Result<Refreshed, Error> {
-        if !self.uses_refresh_fallback() {
-            let wire = GetTokensFromRefreshTokenRequest {
-                refresh_token: request.refresh_token.clone(),
-                client_id: self.inner.app.client_id.clone(),
-                client_secret: self.inner.app.client_secret.clone(),
-                device_key: request.device.map(|device| device.device_key.clone()),
-                client_metadata: None,
+        let (mut plan, mut call) = RefreshPlan::start(self.uses_refresh_fallback());
+        loop {
+            let outcome = match call {
+                RefreshCall::GetTokensFromRefreshToken => {
+                    self.get_tokens_from_refresh_token(&request).await
+                }
+                RefreshCall::RefreshTokenAuth => self.refresh_token_auth(&request).await,
             };
-            match self.inner.client.get_tokens_from_refresh_token(&wire).await {
-                Ok(response) => {
-                    let now = self.inner.clock.now();
-                    let result = response.authentication_result.ok_or_else(|| {
-                        Error::Protocol("the refresh reply holds no tokens".into())
-                    })?;
-                    return self.refreshed(result, now).await;
+            match plan.on_outcome(outcome) {
+                RefreshStep::Send {
+                    plan: next_plan,
+                    call: next_call,
+                    remember_fallback,
+                } => {
+                    self.remember_fallback(remember_fallback);
+                    plan = next_plan;
+                    call = next_call;
                 }
-                Err(error) if error.is_unknown_operation() => {
-                    tracing::info!(
-                        "the endpoint lacks GetTokensFromRefreshToken; refreshing with REFRESH_TOKEN_AUTH from now on"
-                    );
-                    self.inner.refresh_fallback.store(true, Ordering::Relaxed);
+                RefreshStep::Done {
+                    outcome,
+                    remember_fallback,
+                } => {
+                    self.remember_fallback(remember_fallback);
+                    return outcome;
                 }
-                Err(error) if maybe_unknown_operation(&error) => {
-                    return match self.refresh_token_auth(&request).await {
-                        Ok(refreshed) => {
-                            tracing::info!(
-                                "GetTokensFromRefreshToken failed with a bare 500 but REFRESH_TOKEN_AUTH works; using it from now on"
-                            );
-                            self.inner.refresh_fallback.store(true, Ordering::Relaxed);
-                            Ok(refreshed)
-                        }
-                        // The endpoint ran REFRESH_TOKEN_AUTH and judged the token itself
-                        // (revoked, expired): that verdict is the answer, and the endpoint
-                        // evidently speaks the fallback. Reporting the bare 500 instead would
-                        // make the caller retry a dead token forever.
-                        Err(fallback_error) if fallback_error.refresh_failure().is_some() => {
-                            self.inner.refresh_fallback.store(true, Ordering::Relaxed);
-                            Err(fallback_error)
-                        }
-                        Err(fallback_error) => {
-                            tracing::debug!(error = %fallback_error, "REFRESH_TOKEN_AUTH fallback failed too");
-                            Err(error)
-                        }
-                    };
-                }
-                Err(error) => return Err(error),
             }
         }
-        self.refresh_token_auth(&request).await
+    }
+
+    fn remember_fallback(&self, remember: bool) {
+        if remember {
+            self.inner.refresh_fallback.store(true, Ordering::Relaxed);
+        }
+    }
+
+    async fn get_tokens_from_refresh_token(
+        &self,
+        request: &RefreshRequest<'_>,
+    ) -> Result<Refreshed, Error> {
+        let wire = GetTokensFromRefreshTokenRequest {
+            refresh_token: request.refresh_token.clone(),
+            client_id: self.inner.app.client_id.clone(),
+            client_secret: self.inner.app.client_secret.clone(),
+            device_key: request.device.map(|device| device.device_key.clone()),
+            client_metadata: None,
+        };
+        let response = self
+            .inner
+            .client
+            .get_tokens_from_refresh_token(&wire)
+            .await?;
+        let now = self.inner.clock.now();
+        let result = response
+            .authentication_result
+            .ok_or_else(|| Error::Protocol("the refresh reply holds no tokens".into()))?;
+        self.refreshed(result, now).await
     }
 
     async fn refresh_token_auth(&self, request: &RefreshRequest<'_>) -> Result<Refreshed, Error> {
@@ -409,12 +419,18 @@ impl Authenticator {
     }
 }
 
-/// A bare HTTP 500 naming no error type: moto's page for an unimplemented operation, but
-/// indistinguishable from a real fault behind a proxy.
-fn maybe_unknown_operation(error: &Error) -> bool {
-    error.service().is_some_and(|service| {
-        service.status == 500 && service.code == crate::error::ErrorCode::Unnamed
-    })
+/// Runs a step of the state machine: on a blocking thread when it does SRP math (tens of
+/// milliseconds of big-number arithmetic), inline otherwise.
+async fn compute<T, F>(srp: bool, work: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    if srp {
+        blocking(work).await
+    } else {
+        Ok(work())
+    }
 }
 
 /// Runs CPU-bound protocol work (SRP) off the async threads. A panic inside is re-raised here.

@@ -170,12 +170,10 @@ impl CognitoClient {
             .join(&format!("{pool}/.well-known/jwks.json"))
             .map_err(|error| Error::InvalidInput(format!("cannot build the jwks url: {error}")))?;
         let response = self.http.get(url).send().await.map_err(transport)?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transport)?;
-        if !status.is_success() {
-            return Err(service_error(status.as_u16(), &headers, &body).into());
+        if !response.status().is_success() {
+            return Err(service_error(response).await?.into());
         }
+        let body = response.bytes().await.map_err(transport)?;
         let text = std::str::from_utf8(&body)
             .map_err(|_| Error::Protocol("the jwks is not utf-8".into()))?;
         Jwks::from_json(text)
@@ -200,14 +198,12 @@ impl CognitoClient {
             .send()
             .await
             .map_err(transport)?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(transport)?;
-        if !status.is_success() {
-            let error = service_error(status.as_u16(), &headers, &bytes);
+        if !response.status().is_success() {
+            let error = service_error(response).await?;
             tracing::debug!(op = operation.name(), status = error.status, code = %error.code, "cognito error");
             return Err(error.into());
         }
+        let bytes = response.bytes().await.map_err(transport)?;
         decode_success(operation, &bytes)
     }
 }
@@ -237,15 +233,27 @@ fn decode_success<Resp: DeserializeOwned>(
     })
 }
 
-fn service_error(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> ServiceError {
-    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+/// Decodes an error reply. Only the two error headers are kept (the success path reads no
+/// header at all).
+async fn service_error(response: reqwest::Response) -> Result<ServiceError, Error> {
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let error_type = header("x-amzn-errortype");
+    let error_message = header("x-amzn-errormessage");
+    let body = response.bytes().await.map_err(transport)?;
     let body = &body[..body.len().min(MAX_ERROR_BODY)];
-    ServiceError::from_reply(
+    Ok(ServiceError::from_reply(
         status,
-        header("x-amzn-errortype"),
-        header("x-amzn-errormessage"),
+        error_type.as_deref(),
+        error_message.as_deref(),
         body,
-    )
+    ))
 }
 
 fn transport(source: reqwest::Error) -> Error {

@@ -1,15 +1,19 @@
 //! The sign-in state machine, sans IO: a reply goes in, and out comes the next request to send, a
 //! challenge for a person, or the tokens.
 //!
-//! Nothing here performs IO or reads a clock: `now` and the randomness are arguments. The SRP
-//! math runs inside these calls, so the async driver ([`crate::authenticator`]) calls them on a
-//! blocking thread.
+//! Nothing here performs IO or reads a clock: `now` and the randomness are arguments. Some steps
+//! do SRP math; [`AuthFlow::starts_with_srp`], [`PendingLogin::answer_needs_srp`] and
+//! [`Login::reply_needs_srp`] say which, so the async driver ([`crate::authenticator`]) moves
+//! only those to a blocking thread.
+//!
+//! [`RefreshPlan`] decides the refresh: which call, when to fall back, which verdict stands.
 
 mod context;
 mod device;
 mod login;
 mod params;
 mod pending;
+mod refresh;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +24,7 @@ pub(crate) use device::confirm_device_request;
 pub use device::new_device;
 pub use login::Login;
 pub use pending::PendingLogin;
+pub use refresh::{RefreshCall, RefreshPlan, RefreshStep};
 
 use crate::error::Error;
 use crate::secret::{DevicePassword, OneTimeCode, Password, RefreshToken, TotpSecret};
@@ -52,6 +57,18 @@ pub enum AuthFlow {
 }
 
 impl AuthFlow {
+    /// Whether the InitiateAuth of this flow carries an SRP_A (SRP math to compute).
+    pub fn starts_with_srp(&self) -> bool {
+        match self {
+            AuthFlow::UserSrp => true,
+            AuthFlow::UserPassword => false,
+            AuthFlow::UserAuth { preferred } => preferred
+                .as_deref()
+                .is_some_and(|name| name.trim().eq_ignore_ascii_case("PASSWORD_SRP")),
+            AuthFlow::Custom { srp_first } => *srp_first,
+        }
+    }
+
     /// The `AuthFlow` wire value.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -87,6 +87,38 @@ impl Login {
         ctx.initiate(entropy)
     }
 
+    /// Whether feeding `reply` to [`Login::on_reply`] does SRP math (a password claim, a fresh
+    /// SRP_A, a new device's verifier, or a restart of an SRP flow without the unknown device),
+    /// so an async driver should compute it on a blocking thread. Every other step is cheap.
+    pub fn reply_needs_srp(&self, reply: &Result<Reply, Error>) -> bool {
+        if !matches!(self.waiting, Waiting::Auth { .. }) {
+            return false;
+        }
+        match reply {
+            Ok(Reply::Auth(response)) => {
+                if let Some(result) = &response.authentication_result {
+                    return result.new_device_metadata.is_some();
+                }
+                matches!(
+                    response.challenge_name.as_deref(),
+                    Some(
+                        "PASSWORD_VERIFIER"
+                            | "DEVICE_SRP_AUTH"
+                            | "DEVICE_PASSWORD_VERIFIER"
+                            | "PASSWORD_SRP"
+                    )
+                )
+            }
+            Ok(_) => false,
+            Err(error) => {
+                error.is_unknown_device()
+                    && self.ctx.device.is_some()
+                    && !self.ctx.device_retry_used
+                    && self.ctx.flow.starts_with_srp()
+            }
+        }
+    }
+
     /// Feeds the reply (or the failure) of the request this machine emitted.
     pub fn on_reply(
         self,

@@ -45,6 +45,13 @@ impl PendingLogin {
         })
     }
 
+    /// Whether building the answer does SRP math (choosing PASSWORD_SRP generates an SRP_A), so
+    /// an async driver should compute it on a blocking thread.
+    pub fn answer_needs_srp(answer: &ChallengeAnswer) -> bool {
+        matches!(answer, ChallengeAnswer::SelectChallenge { challenge, .. }
+            if challenge.trim().eq_ignore_ascii_case("PASSWORD_SRP"))
+    }
+
     /// Builds the request answering this challenge. Errors that consumed nothing (an answer of
     /// the wrong kind, a missing attribute) hand the pending login back for another try.
     pub fn answer(

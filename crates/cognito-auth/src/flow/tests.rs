@@ -1509,3 +1509,70 @@ fn request_with_device() -> LoginRequest {
     });
     login_request
 }
+
+#[test]
+fn only_steps_that_do_srp_math_ask_for_a_blocking_thread() {
+    assert!(AuthFlow::UserSrp.starts_with_srp());
+    assert!(!AuthFlow::UserPassword.starts_with_srp());
+    assert!(AuthFlow::Custom { srp_first: true }.starts_with_srp());
+    assert!(!AuthFlow::Custom { srp_first: false }.starts_with_srp());
+    let preferred = |name: &str| AuthFlow::UserAuth {
+        preferred: Some(name.into()),
+    };
+    assert!(preferred(" password_srp ").starts_with_srp());
+    assert!(!preferred("EMAIL_OTP").starts_with_srp());
+    assert!(!AuthFlow::UserAuth { preferred: None }.starts_with_srp());
+
+    let choose = |name: &str| ChallengeAnswer::SelectChallenge {
+        challenge: name.into(),
+        password: None,
+    };
+    assert!(PendingLogin::answer_needs_srp(&choose("PASSWORD_SRP")));
+    assert!(!PendingLogin::answer_needs_srp(&choose("PASSWORD")));
+    assert!(!PendingLogin::answer_needs_srp(&ChallengeAnswer::Code(
+        OneTimeCode::new("123456")
+    )));
+
+    let entropy = ScriptedEntropy::default();
+    let (login, _) = start(
+        app(false),
+        login_for("alice", Some("pw"), AuthFlow::UserSrp),
+        &entropy,
+    );
+    let challenge = |name: &str| auth(json!({"ChallengeName": name, "Session": "s"}));
+    for name in [
+        "PASSWORD_VERIFIER",
+        "DEVICE_SRP_AUTH",
+        "DEVICE_PASSWORD_VERIFIER",
+        "PASSWORD_SRP",
+    ] {
+        assert!(login.reply_needs_srp(&challenge(name)), "{name}");
+    }
+    for name in [
+        "SMS_MFA",
+        "SOFTWARE_TOKEN_MFA",
+        "NEW_PASSWORD_REQUIRED",
+        "MFA_SETUP",
+    ] {
+        assert!(!login.reply_needs_srp(&challenge(name)), "{name}");
+    }
+    assert!(!login.reply_needs_srp(&auth(tokens(None))));
+    assert!(login.reply_needs_srp(&auth(tokens(Some(("us-east-1_key", "group"))))));
+    let unknown_device = || service("ResourceNotFoundException", "Device does not exist.");
+    assert!(
+        !login.reply_needs_srp(&unknown_device()),
+        "no device was sent"
+    );
+
+    let mut with_device = login_for("alice", Some("pw"), AuthFlow::UserSrp);
+    with_device.device = Some(device_credentials());
+    let (login, _) = start(app(false), with_device, &entropy);
+    assert!(
+        login.reply_needs_srp(&unknown_device()),
+        "the restart sends a new SRP_A"
+    );
+    let mut password_flow = login_for("alice", Some("pw"), AuthFlow::UserPassword);
+    password_flow.device = Some(device_credentials());
+    let (login, _) = start(app(false), password_flow, &entropy);
+    assert!(!login.reply_needs_srp(&unknown_device()));
+}
