@@ -49,27 +49,14 @@ pub struct CognitoClient {
 }
 
 /// Error replies larger than this are cut before parsing.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
 
 impl CognitoClient {
     /// A client for `endpoint` (e.g. from [`regional_endpoint`](crate::pool::regional_endpoint),
     /// or an override such as an emulator's `http://127.0.0.1:PORT`).
     pub fn new(endpoint: url::Url, options: ClientOptions) -> Result<Self, Error> {
-        if !matches!(endpoint.scheme(), "https" | "http") {
-            return Err(Error::InvalidInput(format!(
-                "endpoint {endpoint} is not an http(s) url"
-            )));
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .user_agent(options.user_agent)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|source| Error::Transport {
-                kind: TransportKind::Other,
-                source,
-            })?;
+        check_endpoint(&endpoint)?;
+        let http = http_client(options)?;
         Ok(CognitoClient { http, endpoint })
     }
 
@@ -256,7 +243,33 @@ async fn service_error(response: reqwest::Response) -> Result<ServiceError, Erro
     ))
 }
 
-fn transport(source: reqwest::Error) -> Error {
+/// The one HTTP client setup of the crate: rustls, connect and request timeouts, the user
+/// agent, no redirects.
+pub(crate) fn http_client(options: ClientOptions) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .connect_timeout(options.connect_timeout)
+        .timeout(options.request_timeout)
+        .user_agent(options.user_agent)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|source| Error::Transport {
+            kind: TransportKind::Other,
+            source,
+        })
+}
+
+/// Refuses an endpoint that is not an http(s) URL.
+pub(crate) fn check_endpoint(endpoint: &url::Url) -> Result<(), Error> {
+    if matches!(endpoint.scheme(), "https" | "http") && endpoint.has_host() {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "endpoint {endpoint} is not an http(s) url"
+        )))
+    }
+}
+
+pub(crate) fn transport(source: reqwest::Error) -> Error {
     let kind = if source.is_timeout() {
         TransportKind::Timeout
     } else if source.is_connect() {

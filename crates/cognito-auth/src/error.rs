@@ -5,11 +5,13 @@
 //! "Refresh Token has expired" from "Incorrect username or password".
 
 mod code;
+mod oauth;
 mod service;
 
 use std::fmt;
 
 pub use code::ErrorCode;
+pub use oauth::{OAuthError, OAuthErrorCode, OAuthRequest};
 pub use service::ServiceError;
 
 use crate::srp::SrpError;
@@ -53,6 +55,14 @@ pub enum Error {
     /// The async runtime shut down while a step was being computed.
     #[error("the runtime is shutting down")]
     Shutdown,
+    /// An OAuth 2.0 endpoint of the user-pool domain answered with an error, or the
+    /// authorization redirect carried one.
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+    /// The authorization redirect's `state` is missing or is not the one this login sent: the
+    /// redirect is not the answer to this login, and its code is never redeemed.
+    #[error("the redirect's state does not match this login's; the code was not redeemed")]
+    StateMismatch,
 }
 
 /// How a transport failure happened.
@@ -109,6 +119,8 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::Service(service) => service.class(),
+            Error::OAuth(oauth) => oauth.class(),
+            Error::StateMismatch => ErrorClass::NeedsUser,
             Error::Transport { .. } | Error::Shutdown => ErrorClass::Transient,
             Error::ChallengeExpired => ErrorClass::NeedsUser,
             Error::Protocol(_)
@@ -135,8 +147,20 @@ impl Error {
         }
     }
 
-    /// Why a refresh token was refused, when this error is such a refusal.
+    /// The OAuth endpoint's error, when it answered with one.
+    pub fn oauth(&self) -> Option<&OAuthError> {
+        match self {
+            Error::OAuth(oauth) => Some(oauth),
+            _ => None,
+        }
+    }
+
+    /// Why a refresh token was refused, when this error is such a refusal (including the OAuth
+    /// refresh_token grant's `invalid_grant`).
     pub fn refresh_failure(&self) -> Option<RefreshFailure> {
+        if let Error::OAuth(oauth) = self {
+            return oauth.refresh_failure();
+        }
         let service = self.service()?;
         match service.code {
             ErrorCode::RefreshTokenReuse => Some(RefreshFailure::Reused),

@@ -11,6 +11,8 @@
 //! - [`tokens`]: claims, [`TokenSet`] expiry and skew, JWKS verification.
 //! - [`flow`]: the sign-in state machine (pure: replies in, requests or challenges out).
 //! - [`authenticator`]: the async driver, [`Authenticator`]: login, challenges, refresh, sign-out.
+//! - [`oauth`]: the OAuth 2.0 endpoints of a user-pool domain, [`OAuthClient`]: client
+//!   credentials, browser login with PKCE, refresh and revocation.
 //!
 //! Nothing in this crate reads the environment, the file system, the keyring or the clock by
 //! itself: the caller injects a [`env::Clock`] and an [`env::Entropy`].
@@ -22,6 +24,7 @@ pub mod client;
 pub mod env;
 pub mod error;
 pub mod flow;
+pub mod oauth;
 pub mod pool;
 pub mod secret;
 pub mod srp;
@@ -30,10 +33,14 @@ pub mod wire;
 
 pub use authenticator::{Authenticator, RefreshRequest, Refreshed};
 pub use client::{ClientOptions, CognitoClient};
-pub use error::{Error, ErrorClass, ErrorCode, RefreshFailure, ServiceError};
+pub use error::{
+    Error, ErrorClass, ErrorCode, OAuthError, OAuthErrorCode, OAuthRequest, RefreshFailure,
+    ServiceError,
+};
 pub use flow::{
     AuthFlow, Challenge, ChallengeAnswer, DeviceCredentials, DeviceRemembering, LoginRequest,
     LoginStep, LoginSuccess, MfaType, PendingLogin, RespondError,
 };
+pub use oauth::{BrowserLogin, OAuthClient, OAuthTokens, Pkce};
 pub use pool::{AppClient, EndpointVariant, UserPoolId, regional_endpoint};
 pub use tokens::{Claims, Expectation, Jwks, TokenSet, TokenUse};

@@ -81,6 +81,37 @@ secret_type!(
     SessionToken
 );
 
+secret_type!(
+    /// A PKCE code verifier (RFC 7636): sent only at the token step, it proves the caller began
+    /// the browser login.
+    CodeVerifier
+);
+
+secret_type!(
+    /// An OAuth authorization code from the redirect: single-use, redeemed for tokens.
+    AuthorizationCode
+);
+
+secret_type!(
+    /// An identity pool's OpenID token (GetOpenIdToken), traded at STS for AWS credentials.
+    OpenIdToken
+);
+
+secret_type!(
+    /// An AWS access key id. Not a secret by itself, but it names the key: kept out of logs too.
+    AwsAccessKeyId
+);
+
+secret_type!(
+    /// An AWS secret access key (the identity pool's `SecretKey`, STS's `SecretAccessKey`).
+    AwsSecretAccessKey
+);
+
+secret_type!(
+    /// An AWS session token of temporary credentials.
+    AwsSessionToken
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +124,12 @@ mod tests {
             format!("{:?}", ClientSecret::new("hunter2-secret")),
             format!("{:?}", DevicePassword::new("hunter2-secret")),
             format!("{:?}", Some(AccessToken::new("hunter2-secret"))),
+            format!("{:?}", CodeVerifier::new("hunter2-secret")),
+            format!("{:?}", AuthorizationCode::new("hunter2-secret")),
+            format!("{:?}", OpenIdToken::new("hunter2-secret")),
+            format!("{:?}", AwsAccessKeyId::new("hunter2-secret")),
+            format!("{:?}", AwsSecretAccessKey::new("hunter2-secret")),
+            format!("{:?}", AwsSessionToken::new("hunter2-secret")),
         ];
         for printed in values {
             assert!(!printed.contains("hunter2"), "{printed}");

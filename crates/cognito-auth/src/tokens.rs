@@ -105,6 +105,20 @@ fn claims_from_json(object: &serde_json::Map<String, Value>) -> Result<Claims, E
     })
 }
 
+/// When a token expires in the local clock: `received_at + (exp − iat)`, so `exp` shifted by the
+/// measured clock skew; the raw `exp` without `iat`.
+pub(crate) fn local_expiry(claims: &Claims, received_at: SystemTime) -> SystemTime {
+    match claims.iat {
+        Some(iat) => after_seconds(received_at, claims.exp - iat),
+        None => from_unix(claims.exp),
+    }
+}
+
+/// `at + seconds`, a negative count counting as zero.
+pub(crate) fn after_seconds(at: SystemTime, seconds: i64) -> SystemTime {
+    at + Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}
+
 /// A NumericDate: an integer, or a float taken at its floor.
 fn numeric_date(value: &Value) -> Option<i64> {
     if let Some(int) = value.as_i64() {
@@ -154,17 +168,10 @@ impl TokenSet {
         let access_claims = decode_claims(access_token.expose_secret())?;
         let id_claims = decode_claims(id_token.expose_secret())?;
 
-        let token_expiry = |claims: &Claims| match claims.iat {
-            Some(iat) => {
-                received_at + Duration::from_secs(u64::try_from(claims.exp - iat).unwrap_or(0))
-            }
-            None => from_unix(claims.exp),
-        };
-        let mut expires_at = token_expiry(&access_claims).min(token_expiry(&id_claims));
+        let mut expires_at =
+            local_expiry(&access_claims, received_at).min(local_expiry(&id_claims, received_at));
         if let Some(expires_in) = result.expires_in {
-            let by_expires_in =
-                received_at + Duration::from_secs(u64::try_from(expires_in).unwrap_or(0));
-            expires_at = expires_at.min(by_expires_in);
+            expires_at = expires_at.min(after_seconds(received_at, expires_in));
         }
         Ok(TokenSet {
             access_token,

@@ -119,7 +119,7 @@ impl ServiceError {
 /// A short, printable summary of a body that is not JSON (an HTML error page): its text with
 /// the tags stripped and whitespace collapsed, capped at 200 characters. Error pages do not echo
 /// request bodies; this is for a human reading a log line, nothing parses it.
-fn summarize_non_json(body: &[u8]) -> String {
+pub(super) fn summarize_non_json(body: &[u8]) -> String {
     const LIMIT: usize = 200;
     let text = String::from_utf8_lossy(body);
     let mut plain = String::new();
