@@ -59,6 +59,9 @@ pub enum Error {
     /// authorization redirect carried one.
     #[error(transparent)]
     OAuth(#[from] OAuthError),
+    /// AWS STS answered with an error (`<ErrorResponse><Error><Code>`).
+    #[error("sts rejected the request: {}: {} (http {})", .0.code, .0.message, .0.status)]
+    Sts(ServiceError),
     /// The authorization redirect's `state` is missing or is not the one this login sent: the
     /// redirect is not the answer to this login, and its code is never redeemed.
     #[error("the redirect's state does not match this login's; the code was not redeemed")]
@@ -118,7 +121,7 @@ impl Error {
     /// What the caller should do about this error.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Service(service) => service.class(),
+            Error::Service(service) | Error::Sts(service) => service.class(),
             Error::OAuth(oauth) => oauth.class(),
             Error::StateMismatch => ErrorClass::NeedsUser,
             Error::Transport { .. } | Error::Shutdown => ErrorClass::Transient,
@@ -131,10 +134,10 @@ impl Error {
         }
     }
 
-    /// The Cognito error code, when Cognito answered with an error.
+    /// The error code, when Cognito (or STS) answered with an error.
     pub fn code(&self) -> Option<&ErrorCode> {
         match self {
-            Error::Service(service) => Some(&service.code),
+            Error::Service(service) | Error::Sts(service) => Some(&service.code),
             _ => None,
         }
     }

@@ -11,6 +11,8 @@
 //! - [`tokens`]: claims, [`TokenSet`] expiry and skew, JWKS verification.
 //! - [`flow`]: the sign-in state machine (pure: replies in, requests or challenges out).
 //! - [`authenticator`]: the async driver, [`Authenticator`]: login, challenges, refresh, sign-out.
+//! - [`identity`]: AWS credentials from an identity pool ([`IdentityClient`]) and STS
+//!   ([`StsClient`]).
 //! - [`oauth`]: the OAuth 2.0 endpoints of a user-pool domain, [`OAuthClient`]: client
 //!   credentials, browser login with PKCE, refresh and revocation.
 //!
@@ -24,6 +26,7 @@ pub mod client;
 pub mod env;
 pub mod error;
 pub mod flow;
+pub mod identity;
 pub mod oauth;
 pub mod pool;
 pub mod secret;
@@ -41,6 +44,9 @@ pub use flow::{
     AuthFlow, Challenge, ChallengeAnswer, DeviceCredentials, DeviceRemembering, LoginRequest,
     LoginStep, LoginSuccess, MfaType, PendingLogin, RespondError,
 };
+pub use identity::{AwsCredentials, IdentityClient, Logins, StsClient};
 pub use oauth::{BrowserLogin, OAuthClient, OAuthTokens, Pkce};
-pub use pool::{AppClient, EndpointVariant, UserPoolId, regional_endpoint};
+pub use pool::{
+    AppClient, EndpointVariant, UserPoolId, identity_endpoint, regional_endpoint, sts_endpoint,
+};
 pub use tokens::{Claims, Expectation, Jwks, TokenSet, TokenUse};

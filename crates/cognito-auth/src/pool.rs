@@ -115,6 +115,22 @@ pub enum EndpointVariant {
 /// The endpoint of Cognito user pools in `region`, following the service's endpoint rules for
 /// the aws, aws-cn, aws-us-gov and ISO partitions.
 pub fn regional_endpoint(region: &str, variant: EndpointVariant) -> Result<url::Url, Error> {
+    service_endpoint("cognito-idp", region, variant)
+}
+
+/// The endpoint of Cognito identity pools in `region` (`cognito-identity[-fips].<region>.…`),
+/// with the same partition and variant rules as [`regional_endpoint`].
+pub fn identity_endpoint(region: &str, variant: EndpointVariant) -> Result<url::Url, Error> {
+    service_endpoint("cognito-identity", region, variant)
+}
+
+/// The regional endpoint of AWS STS in `region` (`sts[-fips].<region>.…`), with the same
+/// partition and variant rules.
+pub fn sts_endpoint(region: &str, variant: EndpointVariant) -> Result<url::Url, Error> {
+    service_endpoint("sts", region, variant)
+}
+
+fn service_endpoint(name: &str, region: &str, variant: EndpointVariant) -> Result<url::Url, Error> {
     let valid = !region.is_empty()
         && region.len() <= 63
         && !region.starts_with('-')
@@ -137,9 +153,9 @@ pub fn regional_endpoint(region: &str, variant: EndpointVariant) -> Result<url::
         EndpointVariant::DualStack | EndpointVariant::FipsDualStack
     );
     let service = if fips {
-        "cognito-idp-fips"
+        format!("{name}-fips")
     } else {
-        "cognito-idp"
+        name.to_owned()
     };
     let suffix = match (partition, dual_stack) {
         // In the commercial partition the standard host already serves IPv6.
@@ -152,7 +168,7 @@ pub fn regional_endpoint(region: &str, variant: EndpointVariant) -> Result<url::
         (Partition::IsoB, false) => "sc2s.sgov.gov",
         (Partition::Iso | Partition::IsoB, true) => {
             return Err(Error::InvalidInput(format!(
-                "region {region} has no dual-stack cognito endpoint"
+                "region {region} has no dual-stack {name} endpoint"
             )));
         }
     };

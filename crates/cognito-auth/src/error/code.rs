@@ -70,6 +70,22 @@ pub enum ErrorCode {
     UnsupportedOperation,
     /// A service fault.
     InternalError,
+    /// Identity pools: the pool's roles or providers are misconfigured.
+    InvalidIdentityPoolConfiguration,
+    /// Identity pools: an external identity provider did not answer.
+    ExternalService,
+    /// Identity pools: the identity is linked elsewhere (`ResourceConflictException`).
+    ResourceConflict,
+    /// STS: the web identity token was refused (bad signature, no matching OIDC provider).
+    InvalidIdentityToken,
+    /// STS: the web identity token expired.
+    ExpiredToken,
+    /// STS: the identity provider rejected the token's claims.
+    IdpRejectedClaim,
+    /// STS: the identity provider could not be reached.
+    IdpCommunicationError,
+    /// STS: the role may not be assumed.
+    AccessDenied,
     /// The endpoint does not know the operation at all (`UnknownOperationException`,
     /// `InvalidAction`): an emulator or proxy without it.
     UnknownOperation,
@@ -121,6 +137,16 @@ impl ErrorCode {
             "InternalErrorException" | "InternalFailure" | "ServiceUnavailable" => {
                 ErrorCode::InternalError
             }
+            "InvalidIdentityPoolConfigurationException" => {
+                ErrorCode::InvalidIdentityPoolConfiguration
+            }
+            "ExternalServiceException" => ErrorCode::ExternalService,
+            "ResourceConflictException" => ErrorCode::ResourceConflict,
+            "InvalidIdentityToken" => ErrorCode::InvalidIdentityToken,
+            "ExpiredTokenException" | "ExpiredToken" => ErrorCode::ExpiredToken,
+            "IDPRejectedClaim" => ErrorCode::IdpRejectedClaim,
+            "IDPCommunicationError" => ErrorCode::IdpCommunicationError,
+            "AccessDenied" | "AccessDeniedException" => ErrorCode::AccessDenied,
             "UnknownOperationException" | "InvalidAction" => ErrorCode::UnknownOperation,
             "" => ErrorCode::Unnamed,
             other => ErrorCode::Other(other.to_owned()),
@@ -164,6 +190,16 @@ impl ErrorCode {
             ErrorCode::UnsupportedTokenType => "UnsupportedTokenTypeException",
             ErrorCode::UnsupportedOperation => "UnsupportedOperationException",
             ErrorCode::InternalError => "InternalErrorException",
+            ErrorCode::InvalidIdentityPoolConfiguration => {
+                "InvalidIdentityPoolConfigurationException"
+            }
+            ErrorCode::ExternalService => "ExternalServiceException",
+            ErrorCode::ResourceConflict => "ResourceConflictException",
+            ErrorCode::InvalidIdentityToken => "InvalidIdentityToken",
+            ErrorCode::ExpiredToken => "ExpiredToken",
+            ErrorCode::IdpRejectedClaim => "IDPRejectedClaim",
+            ErrorCode::IdpCommunicationError => "IDPCommunicationError",
+            ErrorCode::AccessDenied => "AccessDenied",
             ErrorCode::UnknownOperation => "UnknownOperationException",
             ErrorCode::Unnamed => "",
             ErrorCode::Other(name) => name,

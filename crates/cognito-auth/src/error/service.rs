@@ -19,7 +19,9 @@ impl ServiceError {
     /// only decides for errors that name no known type.
     pub fn class(&self) -> ErrorClass {
         match self.code {
-            ErrorCode::InternalError => ErrorClass::Transient,
+            ErrorCode::InternalError
+            | ErrorCode::ExternalService
+            | ErrorCode::IdpCommunicationError => ErrorClass::Transient,
             ErrorCode::TooManyRequests => ErrorClass::Throttled,
             ErrorCode::NotAuthorized
             | ErrorCode::UserNotFound
@@ -33,7 +35,8 @@ impl ServiceError {
             | ErrorCode::PasswordHistoryPolicyViolation
             | ErrorCode::RefreshTokenReuse
             | ErrorCode::EnableSoftwareTokenMfa
-            | ErrorCode::UserLambdaValidation => ErrorClass::NeedsUser,
+            | ErrorCode::UserLambdaValidation
+            | ErrorCode::ExpiredToken => ErrorClass::NeedsUser,
             ErrorCode::Unnamed | ErrorCode::Other(_) | ErrorCode::UnknownOperation => {
                 if self.status == 429 {
                     ErrorClass::Throttled
@@ -59,7 +62,12 @@ impl ServiceError {
             | ErrorCode::OperationNotEnabled
             | ErrorCode::Unauthorized
             | ErrorCode::UnsupportedTokenType
-            | ErrorCode::UnsupportedOperation => ErrorClass::Terminal,
+            | ErrorCode::UnsupportedOperation
+            | ErrorCode::InvalidIdentityPoolConfiguration
+            | ErrorCode::ResourceConflict
+            | ErrorCode::InvalidIdentityToken
+            | ErrorCode::IdpRejectedClaim
+            | ErrorCode::AccessDenied => ErrorClass::Terminal,
         }
     }
 
