@@ -267,7 +267,158 @@ fn non_empty_id(identity_id: &str) -> Result<&str, Error> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::error::{ErrorClass, ErrorCode};
+    use crate::testing::{server, server_with_type};
+
+    fn alice() -> Logins {
+        Logins::single(
+            "cognito-idp.us-east-1.amazonaws.com/us-east-1_AbC123",
+            IdToken::new("alice.id.token"),
+        )
+    }
+
+    #[tokio::test]
+    async fn enhanced_flow_against_moto_shaped_replies() {
+        // moto labels its JSON replies text/html; that must not matter.
+        let server = server_with_type(
+            vec![
+                (200, json!({"IdentityId": "us-east-1:1234"}).to_string()),
+                (
+                    200,
+                    json!({"IdentityId": "us-east-1:1234", "Credentials": {
+                        "AccessKeyId": "TESTACCESSKEY", "SecretKey": "TESTSECRETKEY",
+                        "SessionToken": "TESTSESSIONTOKEN", "Expiration": 1_800_000_000.25}})
+                    .to_string(),
+                ),
+            ],
+            "text/html; charset=utf-8",
+        )
+        .await;
+        let client = IdentityClient::new(server.url.clone(), ClientOptions::default()).unwrap();
+        let id = client.get_id(" us-east-1:pool ", &alice()).await.unwrap();
+        assert_eq!(id, "us-east-1:1234");
+        let credentials = client
+            .get_credentials_for_identity(&id, &alice(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            credentials.secret_access_key.expose_secret(),
+            "TESTSECRETKEY"
+        );
+
+        let seen = server.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen[0].headers["x-amz-target"],
+            "AWSCognitoIdentityService.GetId"
+        );
+        assert_eq!(
+            seen[0].headers["content-type"],
+            "application/x-amz-json-1.1"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+        assert_eq!(
+            body,
+            json!({"IdentityPoolId": "us-east-1:pool", "Logins": {
+                "cognito-idp.us-east-1.amazonaws.com/us-east-1_AbC123": "alice.id.token"}})
+        );
+        assert_eq!(
+            seen[1].headers["x-amz-target"],
+            "AWSCognitoIdentityService.GetCredentialsForIdentity"
+        );
+    }
+
+    #[tokio::test]
+    async fn identity_errors_are_classified() {
+        let server = server(vec![
+            (
+                400,
+                json!({"__type": "NotAuthorizedException",
+                    "message": "Invalid login token. Token expired: 1800000000 >= 1799999999"})
+                .to_string(),
+            ),
+            (
+                400,
+                json!({"__type": "com.amazonaws.cognito.identity#InvalidIdentityPoolConfigurationException",
+                    "message": "Invalid identity pool configuration. Check assigned IAM roles for this pool."})
+                .to_string(),
+            ),
+            (400, json!({"__type": "TooManyRequestsException", "message": "Rate exceeded"}).to_string()),
+            (400, json!({"__type": "ResourceNotFoundException", "message": "IdentityPool 'us-east-1:x' not found."}).to_string()),
+            (500, json!({"__type": "ExternalServiceException", "message": "down"}).to_string()),
+        ])
+        .await;
+        let client = IdentityClient::new(server.url.clone(), ClientOptions::default()).unwrap();
+        let expected = [
+            (ErrorCode::NotAuthorized, ErrorClass::NeedsUser),
+            (
+                ErrorCode::InvalidIdentityPoolConfiguration,
+                ErrorClass::Terminal,
+            ),
+            (ErrorCode::TooManyRequests, ErrorClass::Throttled),
+            (ErrorCode::ResourceNotFound, ErrorClass::Terminal),
+            (ErrorCode::ExternalService, ErrorClass::Transient),
+        ];
+        for (code, class) in expected {
+            let error = client.get_id("us-east-1:pool", &alice()).await.unwrap_err();
+            assert_eq!(error.code(), Some(&code), "{error}");
+            assert_eq!(error.class(), class, "{error}");
+            assert!(!error.to_string().contains("alice.id.token"));
+        }
+    }
+
+    #[tokio::test]
+    async fn basic_flow_open_id_token_then_sts() {
+        let identity = server(vec![(
+            200,
+            json!({"IdentityId": "us-east-1:1234", "Token": "open.id.token"}).to_string(),
+        )])
+        .await;
+        let sts_reply = r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult><Credentials><SessionToken>st</SessionToken><SecretAccessKey>sk</SecretAccessKey><Expiration>2027-01-15T08:00:00Z</Expiration><AccessKeyId>ak</AccessKeyId></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"#;
+        let sts_error = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message></Error><RequestId>r</RequestId></ErrorResponse>"#;
+        let sts = server_with_type(
+            vec![(200, sts_reply.into()), (403, sts_error.into())],
+            "text/xml",
+        )
+        .await;
+        let token = IdentityClient::new(identity.url.clone(), ClientOptions::default())
+            .unwrap()
+            .get_open_id_token("us-east-1:1234", &alice())
+            .await
+            .unwrap();
+        let client = StsClient::new(sts.url.clone(), ClientOptions::default()).unwrap();
+        let request = AssumeRoleWithWebIdentity {
+            role_arn: "arn:aws:iam::123456789012:role/r",
+            role_session_name: "cogbroker",
+            web_identity_token: &token,
+            duration_seconds: None,
+        };
+        let credentials = client
+            .assume_role_with_web_identity(&request)
+            .await
+            .unwrap();
+        assert_eq!(credentials.access_key_id.expose_secret(), "ak");
+        let error = client
+            .assume_role_with_web_identity(&request)
+            .await
+            .unwrap_err();
+        assert!(matches!(&error, Error::Sts(_)), "{error}");
+        assert_eq!(error.code(), Some(&ErrorCode::AccessDenied));
+        assert_eq!(error.class(), ErrorClass::Terminal);
+        assert!(
+            error
+                .to_string()
+                .starts_with("sts rejected the request: AccessDenied"),
+            "{error}"
+        );
+
+        let seen = sts.seen.lock().unwrap().clone();
+        assert_eq!(seen[0].form["Action"], "AssumeRoleWithWebIdentity");
+        assert_eq!(seen[0].form["WebIdentityToken"], "open.id.token");
+        assert!(!seen[0].form.contains_key("DurationSeconds"));
+    }
 
     #[test]
     fn the_user_pool_provider_is_the_issuer_without_a_scheme() {

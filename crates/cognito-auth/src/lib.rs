@@ -34,6 +34,9 @@ pub mod srp;
 pub mod tokens;
 pub mod wire;
 
+#[cfg(test)]
+mod testing;
+
 pub use authenticator::{Authenticator, RefreshRequest, Refreshed};
 pub use client::{ClientOptions, CognitoClient};
 pub use error::{
