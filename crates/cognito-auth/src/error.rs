@@ -158,6 +158,13 @@ impl Error {
         }
     }
 
+    /// Whether the error says the client's configuration is wrong (an OAuth `invalid_client`,
+    /// `invalid_scope`, `unauthorized_client` or `unsupported_grant_type`): no retry helps until
+    /// the configuration changes.
+    pub fn is_misconfigured(&self) -> bool {
+        self.oauth().is_some_and(OAuthError::is_misconfigured)
+    }
+
     /// Why a refresh token was refused, when this error is such a refusal (including the OAuth
     /// refresh_token grant's `invalid_grant`).
     pub fn refresh_failure(&self) -> Option<RefreshFailure> {

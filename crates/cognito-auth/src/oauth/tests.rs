@@ -191,10 +191,12 @@ async fn refresh_and_revoke_send_their_forms_and_classify_errors() {
     let oauth_error = error.oauth().unwrap();
     assert_eq!(oauth_error.code, OAuthErrorCode::InvalidClient);
     assert!(oauth_error.is_misconfigured());
+    assert!(error.is_misconfigured());
     assert_eq!(error.class(), ErrorClass::Terminal);
 
     let error = oauth.refresh(&refresh_token).await.unwrap_err();
     assert_eq!(error.class(), ErrorClass::Transient);
+    assert!(!error.is_misconfigured());
     assert_eq!(error.refresh_failure(), None);
     let error = oauth.refresh(&refresh_token).await.unwrap_err();
     assert_eq!(error.class(), ErrorClass::Throttled);
