@@ -3,8 +3,10 @@
 //! Each call runs as one synchronous transaction under the state lock (see `server.rs`).
 
 mod auth;
+mod challenges;
 mod devices;
 mod mfa;
+mod srp_auth;
 mod tokens;
 
 pub(crate) use tokens::revoke_user;
