@@ -1,6 +1,7 @@
 //! The emulator's mutable world: pools, clients, users, devices, sessions and refresh tokens.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 
 use num_bigint::BigUint;
 use rand::RngCore;
@@ -156,7 +157,8 @@ pub(crate) struct Login {
     pub(crate) device_authenticated: bool,
 }
 
-#[derive(Clone, Debug)]
+/// Where a challenge session stands. Its one-time codes and TOTP secrets never reach a Debug print.
+#[derive(Clone)]
 pub(crate) enum Step {
     NewPasswordRequired,
     Mfa {
@@ -187,6 +189,51 @@ pub(crate) enum Step {
     },
 }
 
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const REDACTED: &str = "[REDACTED]";
+        let redacted = |present: bool| if present { REDACTED } else { "None" };
+        match self {
+            Step::NewPasswordRequired => f.write_str("NewPasswordRequired"),
+            Step::Mfa { kind, code, wrong } => f
+                .debug_struct("Mfa")
+                .field("kind", kind)
+                .field("code", &format_args!("{}", redacted(code.is_some())))
+                .field("wrong", wrong)
+                .finish(),
+            Step::SignInCode {
+                challenge, wrong, ..
+            } => f
+                .debug_struct("SignInCode")
+                .field("challenge", challenge)
+                .field("code", &format_args!("{REDACTED}"))
+                .field("wrong", wrong)
+                .finish(),
+            Step::SelectMfaType { options } => f
+                .debug_struct("SelectMfaType")
+                .field("options", options)
+                .finish(),
+            Step::MfaSetup { secret, verified } => f
+                .debug_struct("MfaSetup")
+                .field("secret", &format_args!("{}", redacted(secret.is_some())))
+                .field("verified", verified)
+                .finish(),
+            Step::CustomChallenge { wrong } => f
+                .debug_struct("CustomChallenge")
+                .field("wrong", wrong)
+                .finish(),
+            Step::DeviceSrpAuth { device_key } => f
+                .debug_struct("DeviceSrpAuth")
+                .field("device_key", device_key)
+                .finish(),
+            Step::SelectChallenge { available } => f
+                .debug_struct("SelectChallenge")
+                .field("available", available)
+                .finish(),
+        }
+    }
+}
+
 impl Step {
     /// The ChallengeName a response to this step must carry.
     pub(crate) fn challenge(&self) -> &'static str {
@@ -203,6 +250,7 @@ impl Step {
     }
 }
 
+/// A challenge session. Debug shows its step redacted (see [`Step`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Session {
     pub(crate) login: Login,
@@ -483,5 +531,58 @@ impl User {
                 name: d.name.clone(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_never_print_their_codes_or_secrets() {
+        let login = Login {
+            pool_id: "us-east-1_P".into(),
+            client_id: "c".into(),
+            username: "u".into(),
+            device_key: None,
+            passwordless: false,
+            custom: false,
+            device_authenticated: false,
+        };
+        for step in [
+            Step::Mfa {
+                kind: MfaKind::Sms,
+                code: Some("314159".into()),
+                wrong: 1,
+            },
+            Step::SignInCode {
+                challenge: "EMAIL_OTP",
+                code: "314159".into(),
+                wrong: 0,
+            },
+            Step::MfaSetup {
+                secret: Some("JBSWY3DPEHPK3PXP314159".into()),
+                verified: false,
+            },
+        ] {
+            let session = Session {
+                login: login.clone(),
+                step,
+                expires_at: 0,
+                used: false,
+            };
+            let printed = format!("{session:?} {session:#?}");
+            assert!(!printed.contains("314159"), "{printed}");
+            assert!(printed.contains("[REDACTED]"), "{printed}");
+        }
+        let printed = format!(
+            "{:?}",
+            Step::Mfa {
+                kind: MfaKind::Totp,
+                code: None,
+                wrong: 0
+            }
+        );
+        assert!(printed.contains("code: None"), "{printed}");
     }
 }
