@@ -60,7 +60,7 @@ impl Emulator {
             let mut rng = rand::thread_rng();
             let kid_prefix = ids::uuid(&mut rng);
             let keys =
-                KeySet::generate(&kid_prefix[..8]).context("cannot generate RSA signing keys")?;
+                KeySet::shared(&kid_prefix[..8]).context("cannot generate RSA signing keys")?;
             Ok(Shared {
                 state: Mutex::new(World::from_seed(&seed, &mut rng)),
                 keys,
