@@ -61,6 +61,15 @@ fn last_code(state: &State, username: &str) -> Option<String> {
         .map(|m| m.code.clone())
 }
 
+impl Shared {
+    /// Runs `f` as one transaction over the world, by the emulator clock.
+    pub(crate) fn transact<T>(&self, f: impl FnOnce(&mut ops::Ctx<'_>) -> T) -> T {
+        let now = self.clock.unix();
+        let mut state = lock(&self.state);
+        ops::transact(&mut state, &self.keys, now, f)
+    }
+}
+
 /// Inspect and steer a running emulator: counters, faults, the clock, sent codes, users, devices.
 #[derive(Clone)]
 pub struct Handle {

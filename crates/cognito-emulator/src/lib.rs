@@ -11,6 +11,7 @@
 //! - `server`: HTTP, the accept loop, JWKS ([`Emulator`], [`RunningEmulator`]).
 //! - `ops`: the Cognito operations, one transaction each over `state`.
 //! - `srp`: server-side SRP-6a; `timefmt`: Java timestamps; [`totp`]: RFC 6238; `jwt`: RS256.
+//! - `oauth`: the `/oauth2/` endpoints over HTTP (their logic is in `ops::oauth`).
 //! - `faults`: fault injection and counters ([`Fault`], [`Stats`]); `control`: `/_control/`.
 //! - `handle`: [`Handle`]; `clock`: the skewable clock; `ids`: random identifiers.
 
@@ -21,6 +22,7 @@ mod faults;
 mod handle;
 mod ids;
 mod jwt;
+mod oauth;
 mod ops;
 mod seed;
 mod server;

@@ -6,9 +6,13 @@ mod auth;
 mod challenges;
 mod devices;
 mod mfa;
+mod oauth;
 mod srp_auth;
 mod tokens;
 
+pub(crate) use oauth::{
+    AuthorizeError, AuthorizeRequest, BasicAuth, Form, LoginOutcome, OAuthError,
+};
 pub(crate) use tokens::revoke_user;
 
 use std::collections::BTreeMap;
@@ -87,6 +91,23 @@ pub(crate) fn dispatch(
             format!("Unknown operation {other}"),
         )),
     }
+}
+
+/// Runs `f` as one transaction over the world (the OAuth and identity endpoints).
+pub(crate) fn transact<T>(
+    st: &mut State,
+    keys: &KeySet,
+    now: i64,
+    f: impl FnOnce(&mut Ctx<'_>) -> T,
+) -> T {
+    st.purge(now);
+    let mut cx = Ctx {
+        st,
+        keys,
+        now,
+        rng: rand::thread_rng(),
+    };
+    f(&mut cx)
 }
 
 /// A JSON 1.1 request body.

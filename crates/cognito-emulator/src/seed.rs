@@ -111,6 +111,17 @@ pub(crate) struct PoolSeed {
     pub(crate) clients: Vec<ClientSeed>,
     #[serde(default)]
     pub(crate) users: Vec<UserSeed>,
+    /// Resource servers: custom OAuth scopes `<identifier>/<scope>`.
+    #[serde(default)]
+    pub(crate) resource_servers: Vec<ResourceServerSeed>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResourceServerSeed {
+    pub(crate) identifier: String,
+    #[serde(default)]
+    pub(crate) scopes: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -181,6 +192,15 @@ pub(crate) struct ClientSeed {
     pub(crate) srp_challenge_session: bool,
     /// USER_AUTH first factors offered; default PASSWORD, PASSWORD_SRP, EMAIL_OTP, SMS_OTP.
     pub(crate) first_auth_factors: Option<Vec<String>>,
+    /// OAuth redirect URIs, matched exactly at `/oauth2/authorize` and `/oauth2/token`.
+    #[serde(default)]
+    pub(crate) callback_urls: Vec<String>,
+    /// AllowedOAuthFlows: `code`, `client_credentials`.
+    #[serde(default)]
+    pub(crate) allowed_oauth_flows: Vec<String>,
+    /// AllowedOAuthScopes: standard ones and `<resource server>/<scope>`.
+    #[serde(default)]
+    pub(crate) allowed_scopes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -272,6 +292,15 @@ pub(crate) const ALL_FLOWS: [&str; 5] = [
 ];
 const ALL_FIRST_FACTORS: [&str; 4] = ["PASSWORD", "PASSWORD_SRP", "EMAIL_OTP", "SMS_OTP"];
 const MFA_SETUP_TYPES: [&str; 3] = ["SOFTWARE_TOKEN_MFA", "EMAIL_OTP", "SMS_MFA"];
+const OAUTH_FLOWS: [&str; 2] = ["code", "client_credentials"];
+/// The scopes every pool knows without a resource server.
+pub(crate) const STANDARD_SCOPES: [&str; 5] = [
+    "openid",
+    "email",
+    "phone",
+    "profile",
+    "aws.cognito.signin.user.admin",
+];
 
 impl ClientSeed {
     pub(crate) fn flows(&self) -> BTreeSet<String> {
@@ -402,8 +431,10 @@ fn validate(pools: &[PoolSeed]) -> Result<(), SeedError> {
                 ));
             }
         }
+        let custom_scopes = validate_resource_servers(p, pool)?;
         for (c, client) in pool.clients.iter().enumerate() {
             let at = |key: &str| format!("pools[{p}].clients[{c}].{key}");
+            validate_oauth_client(client, &custom_scopes, &at)?;
             // The service's ids are [\w+]+; `-` is allowed too, as in design.md's example.
             if !is_word(&client.id, &['+', '-']) || client.id.len() > 128 {
                 return Err(invalid(
@@ -466,6 +497,121 @@ fn validate(pools: &[PoolSeed]) -> Result<(), SeedError> {
         validate_users(p, pool)?;
     }
     Ok(())
+}
+
+/// The pool's custom scopes, `<identifier>/<scope>`.
+fn validate_resource_servers(p: usize, pool: &PoolSeed) -> Result<BTreeSet<String>, SeedError> {
+    let mut identifiers = BTreeSet::new();
+    let mut scopes = BTreeSet::new();
+    for (r, server) in pool.resource_servers.iter().enumerate() {
+        let at = |key: &str| format!("pools[{p}].resource_servers[{r}].{key}");
+        let id = &server.identifier;
+        if id.is_empty() || id.len() > 256 || id.chars().any(|c| c.is_whitespace() || c == '"') {
+            return Err(invalid(
+                at("identifier"),
+                "must be 1..=256 characters without whitespace or quotes",
+            ));
+        }
+        if !identifiers.insert(id.as_str()) {
+            return Err(invalid(
+                at("identifier"),
+                format!("duplicate resource server {id:?}"),
+            ));
+        }
+        for (i, scope) in server.scopes.iter().enumerate() {
+            if !is_word(scope, &['-', '.', '+', ':', '/']) || scope.len() > 256 {
+                return Err(invalid(
+                    at(&format!("scopes[{i}]")),
+                    format!("{scope:?} must be 1..=256 characters of [\\w.+:/-]"),
+                ));
+            }
+            if !scopes.insert(format!("{id}/{scope}")) {
+                return Err(invalid(
+                    at(&format!("scopes[{i}]")),
+                    format!("duplicate scope {scope:?}"),
+                ));
+            }
+        }
+    }
+    Ok(scopes)
+}
+
+/// `callback_urls`, `allowed_oauth_flows` and `allowed_scopes`, with the service's rules.
+fn validate_oauth_client(
+    client: &ClientSeed,
+    custom_scopes: &BTreeSet<String>,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), SeedError> {
+    for (i, url) in client.callback_urls.iter().enumerate() {
+        if let Err(why) = check_callback_url(url) {
+            return Err(invalid(at(&format!("callback_urls[{i}]")), why));
+        }
+    }
+    for (i, flow) in client.allowed_oauth_flows.iter().enumerate() {
+        if !OAUTH_FLOWS.contains(&flow.as_str()) {
+            return Err(invalid(
+                at(&format!("allowed_oauth_flows[{i}]")),
+                format!("{flow:?} is not one of {OAUTH_FLOWS:?}"),
+            ));
+        }
+    }
+    let flows = &client.allowed_oauth_flows;
+    if flows.iter().any(|f| f == "client_credentials") {
+        if flows.len() > 1 {
+            return Err(invalid(
+                at("allowed_oauth_flows"),
+                "client_credentials cannot be combined with another flow",
+            ));
+        }
+        if client.secret.is_none() {
+            return Err(invalid(
+                at("allowed_oauth_flows"),
+                "client_credentials needs a client secret",
+            ));
+        }
+    }
+    if flows.iter().any(|f| f == "code") && client.callback_urls.is_empty() {
+        return Err(invalid(
+            at("callback_urls"),
+            "the code flow needs at least one callback URL",
+        ));
+    }
+    for (i, scope) in client.allowed_scopes.iter().enumerate() {
+        let standard = STANDARD_SCOPES.contains(&scope.as_str());
+        if !standard && !custom_scopes.contains(scope) {
+            return Err(invalid(
+                at(&format!("allowed_scopes[{i}]")),
+                format!(
+                    "{scope:?} is neither a standard scope ({STANDARD_SCOPES:?}) nor <identifier>/<scope> of a resource server of this pool"
+                ),
+            ));
+        }
+        if standard && flows.iter().any(|f| f == "client_credentials") {
+            return Err(invalid(
+                at(&format!("allowed_scopes[{i}]")),
+                "a client_credentials client can only have custom scopes",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Cognito's rule for callback URLs: absolute, no fragment, and https unless the host is localhost.
+fn check_callback_url(url: &str) -> Result<(), String> {
+    let parsed =
+        url::Url::parse(url).map_err(|e| format!("{url:?} is not an absolute URL: {e}"))?;
+    if parsed.fragment().is_some() {
+        return Err(format!("{url:?} must not have a fragment"));
+    }
+    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!("{url:?}: plain http is allowed only for localhost")),
+        // Custom schemes (myapp://callback) are allowed for native apps.
+        _ if parsed.cannot_be_a_base() => Err(format!("{url:?} is not a usable redirect URI")),
+        _ => Ok(()),
+    }
 }
 
 fn validate_users(p: usize, pool: &PoolSeed) -> Result<(), SeedError> {

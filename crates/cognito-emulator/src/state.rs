@@ -23,6 +23,8 @@ pub(crate) struct State {
     /// Sign-in sessions ("families") by origin_jti.
     pub(crate) families: HashMap<String, Family>,
     pub(crate) messages: Vec<SentMessage>,
+    /// OAuth authorization codes from `/oauth2/authorize`.
+    pub(crate) auth_codes: HashMap<String, AuthCode>,
 }
 
 pub(crate) struct Pool {
@@ -45,6 +47,8 @@ pub(crate) struct PoolCfg {
     pub(crate) lockout_threshold: u32,
     pub(crate) lockout_seconds: i64,
     pub(crate) mfa_setup: Vec<String>,
+    /// The resource servers' scopes, `<identifier>/<scope>`.
+    pub(crate) custom_scopes: BTreeSet<String>,
 }
 
 impl PoolCfg {
@@ -74,6 +78,9 @@ pub(crate) struct Client {
     pub(crate) token_revocation: bool,
     pub(crate) srp_challenge_session: bool,
     pub(crate) first_auth_factors: Vec<String>,
+    pub(crate) callback_urls: Vec<String>,
+    pub(crate) oauth_flows: BTreeSet<String>,
+    pub(crate) allowed_scopes: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -300,6 +307,24 @@ pub(crate) struct Family {
     pub(crate) expires_at: i64,
     pub(crate) revoked: bool,
     pub(crate) event_id: String,
+    /// The OAuth scopes granted (the access token's `scope`); `None` for the JSON API's sign-ins.
+    pub(crate) scope: Option<String>,
+}
+
+/// An authorization code: single-use, short-lived, bound to its client, redirect URI and PKCE
+/// challenge.
+pub(crate) struct AuthCode {
+    pub(crate) pool_id: String,
+    pub(crate) client_id: String,
+    pub(crate) username: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) code_challenge: Option<String>,
+    pub(crate) nonce: Option<String>,
+    pub(crate) expires_at: i64,
+    /// The sign-in family it was redeemed for (revoked if the code is presented again).
+    pub(crate) redeemed: Option<String>,
+    pub(crate) burnt: bool,
 }
 
 /// An SMS or email code the emulator "sent".
@@ -352,6 +377,11 @@ impl State {
                 lockout_threshold: pool.lockout_threshold,
                 lockout_seconds: pool.lockout_seconds as i64,
                 mfa_setup: pool.mfa_setup.clone(),
+                custom_scopes: pool
+                    .resource_servers
+                    .iter()
+                    .flat_map(|r| r.scopes.iter().map(|s| format!("{}/{s}", r.identifier)))
+                    .collect(),
             };
             let clients = pool
                 .clients
@@ -374,6 +404,9 @@ impl State {
                         token_revocation: c.token_revocation,
                         srp_challenge_session: c.srp_challenge_session,
                         first_auth_factors: c.first_auth_factors(),
+                        callback_urls: c.callback_urls.clone(),
+                        oauth_flows: c.allowed_oauth_flows.iter().cloned().collect(),
+                        allowed_scopes: c.allowed_scopes.clone(),
                     };
                     (c.id.clone(), client)
                 })
@@ -456,6 +489,7 @@ impl State {
             refresh_tokens: HashMap::new(),
             families: HashMap::new(),
             messages: Vec::new(),
+            auth_codes: HashMap::new(),
         }
     }
 
@@ -499,6 +533,7 @@ impl State {
         // Keep used entries a while so reuse reports "can only be used once".
         self.sessions.retain(|_, s| now <= s.expires_at + 900);
         self.srp.retain(|_, s| now <= s.expires_at + 900);
+        self.auth_codes.retain(|_, c| now <= c.expires_at + 900);
     }
 }
 

@@ -4,5 +4,6 @@ mod auth;
 mod devices;
 mod faults;
 mod mfa;
+mod oauth;
 mod support;
 mod tokens;
