@@ -62,6 +62,17 @@ fn last_code(state: &State, username: &str) -> Option<String> {
 }
 
 impl Shared {
+    /// Runs one identity-pool operation as a transaction.
+    pub(crate) fn call_identity(
+        &self,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<serde_json::Value, crate::error::ApiError> {
+        let now = self.clock.unix();
+        let mut state = lock(&self.state);
+        ops::dispatch_identity(&mut state, &self.keys, now, operation, body)
+    }
+
     /// Runs `f` as one transaction over the world, by the emulator clock.
     pub(crate) fn transact<T>(&self, f: impl FnOnce(&mut ops::Ctx<'_>) -> T) -> T {
         let now = self.clock.unix();

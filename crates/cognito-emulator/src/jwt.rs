@@ -99,10 +99,12 @@ fn header_and_claims_len(token: &str) -> Option<usize> {
     token.rfind('.')
 }
 
-/// The access-token and ID-token keys of one emulator.
+/// The access-token and ID-token keys of one emulator, and the identity pools' OpenID token key
+/// (the ID key's material under its own `kid`, so neither kind of token verifies as the other).
 pub(crate) struct KeySet {
     pub(crate) access: JwtKey,
     pub(crate) id: JwtKey,
+    pub(crate) identity: JwtKey,
 }
 
 impl KeySet {
@@ -123,6 +125,7 @@ impl KeySet {
         KeySet {
             access: JwtKey::new(format!("{kid_prefix}-access"), pair.access.clone()),
             id: JwtKey::new(format!("{kid_prefix}-id"), pair.id.clone()),
+            identity: JwtKey::new(format!("{kid_prefix}-identity"), pair.id.clone()),
         }
     }
 

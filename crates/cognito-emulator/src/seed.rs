@@ -13,6 +13,7 @@ use serde::Deserialize;
 #[derive(Clone)]
 pub struct Seed {
     pub(crate) pools: Vec<PoolSeed>,
+    pub(crate) identity_pools: Vec<IdentityPoolSeed>,
 }
 
 impl fmt::Debug for Seed {
@@ -26,6 +27,9 @@ impl fmt::Debug for Seed {
                 pool.clients.len(),
                 pool.users.len()
             ));
+        }
+        for pool in &self.identity_pools {
+            list.entry(&format_args!("identity pool {}", pool.id));
         }
         list.finish()
     }
@@ -62,7 +66,11 @@ impl Seed {
     pub fn from_toml(text: &str) -> Result<Seed, SeedError> {
         let file: SeedFile = toml::from_str(text)?;
         validate(&file.pools)?;
-        Ok(Seed { pools: file.pools })
+        validate_identity_pools(&file.pools, &file.identity_pools)?;
+        Ok(Seed {
+            pools: file.pools,
+            identity_pools: file.identity_pools,
+        })
     }
 
     /// Reads, parses and validates a seed file.
@@ -85,6 +93,33 @@ impl Seed {
 struct SeedFile {
     #[serde(default)]
     pools: Vec<PoolSeed>,
+    #[serde(default)]
+    identity_pools: Vec<IdentityPoolSeed>,
+}
+
+/// An identity pool (Cognito Identity) over one user pool and app client.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IdentityPoolSeed {
+    /// `<region>:<uuid>`.
+    pub(crate) id: String,
+    /// The user pool whose ID tokens it accepts.
+    pub(crate) user_pool: String,
+    /// The app client those ID tokens must be for (`aud`).
+    pub(crate) client_id: String,
+    /// Lifetime of the AWS credentials it hands out, in seconds.
+    #[serde(default = "defaults::credentials_ttl")]
+    pub(crate) credentials_ttl: u64,
+    pub(crate) roles: IdentityRoles,
+    /// Whether the basic (classic) flow, GetOpenIdToken + AssumeRoleWithWebIdentity, is allowed.
+    #[serde(default)]
+    pub(crate) allow_basic_flow: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IdentityRoles {
+    pub(crate) authenticated: String,
 }
 
 #[derive(Clone, Deserialize)]
@@ -341,6 +376,9 @@ mod defaults {
     }
     pub(super) fn session_ttl() -> u64 {
         180
+    }
+    pub(super) fn credentials_ttl() -> u64 {
+        3600
     }
     pub(super) fn yes() -> bool {
         true
@@ -612,6 +650,74 @@ fn check_callback_url(url: &str) -> Result<(), String> {
         _ if parsed.cannot_be_a_base() => Err(format!("{url:?} is not a usable redirect URI")),
         _ => Ok(()),
     }
+}
+
+fn validate_identity_pools(
+    pools: &[PoolSeed],
+    identity_pools: &[IdentityPoolSeed],
+) -> Result<(), SeedError> {
+    let mut ids = BTreeSet::new();
+    for (i, pool) in identity_pools.iter().enumerate() {
+        let at = |key: &str| format!("identity_pools[{i}].{key}");
+        let uuid_ok = |u: &str| {
+            u.len() == 36
+                && u.char_indices().all(|(n, c)| {
+                    if matches!(n, 8 | 13 | 18 | 23) {
+                        c == '-'
+                    } else {
+                        c.is_ascii_hexdigit()
+                    }
+                })
+        };
+        let shape = pool.id.split_once(':').is_some_and(|(region, uuid)| {
+            split_pool_id(&format!("{region}_x")).is_some() && uuid_ok(uuid)
+        });
+        if !shape {
+            return Err(invalid(
+                at("id"),
+                format!("{:?} is not <region>:<uuid>", pool.id),
+            ));
+        }
+        if !ids.insert(pool.id.as_str()) {
+            return Err(invalid(
+                at("id"),
+                format!("duplicate identity pool {:?}", pool.id),
+            ));
+        }
+        let Some(user_pool) = pools.iter().find(|p| p.id == pool.user_pool) else {
+            return Err(invalid(
+                at("user_pool"),
+                format!("{:?} is not a pool of this seed", pool.user_pool),
+            ));
+        };
+        if !user_pool.clients.iter().any(|c| c.id == pool.client_id) {
+            return Err(invalid(
+                at("client_id"),
+                format!("{:?} is not a client of {}", pool.client_id, pool.user_pool),
+            ));
+        }
+        check_range(at("credentials_ttl"), pool.credentials_ttl, 1, 43_200)?;
+        if role_account(&pool.roles.authenticated).is_none() {
+            return Err(invalid(
+                at("roles.authenticated"),
+                format!(
+                    "{:?} is not arn:aws:iam::<12 digits>:role/<name>",
+                    pool.roles.authenticated
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The account and role name of `arn:aws:iam::<account>:role/<path/name>`.
+pub(crate) fn role_account(arn: &str) -> Option<(&str, &str)> {
+    let rest = arn.strip_prefix("arn:aws:iam::")?;
+    let (account, role) = rest.split_once(":role/")?;
+    let name = role.rsplit('/').next()?;
+    let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    let name_ok = is_word(name, &['+', '=', ',', '.', '@', '-']) && name.len() <= 64;
+    (account_ok && name_ok).then_some((account, name))
 }
 
 fn validate_users(p: usize, pool: &PoolSeed) -> Result<(), SeedError> {

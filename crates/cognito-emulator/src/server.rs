@@ -28,9 +28,10 @@ use crate::handle::{Handle, Shared, lock};
 use crate::jwt::KeySet;
 use crate::seed::Seed;
 use crate::state::State as World;
-use crate::{control, ids, oauth};
+use crate::{control, ids, oauth, ops, sts};
 
 const TARGET_PREFIX: &str = "AWSCognitoIdentityProviderService.";
+const IDENTITY_TARGET_PREFIX: &str = "AWSCognitoIdentityService.";
 const JSON_11: &str = "application/x-amz-json-1.1";
 
 /// Starts emulators.
@@ -235,12 +236,18 @@ async fn date_header(State(shared): State<Arc<Shared>>, mut response: Response) 
 
 /// One Cognito call: faults first, then the operation in a blocking task (SRP is CPU work).
 async fn cognito(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let operation = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|target| target.strip_prefix(TARGET_PREFIX))
-        .unwrap_or("")
-        .to_owned();
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    if target.is_none() && sts::is_query_request(&headers) {
+        return sts::handle(shared, headers, body).await;
+    }
+    let (identity, operation) = match target {
+        Some(target) => match target.strip_prefix(IDENTITY_TARGET_PREFIX) {
+            Some(operation) => (true, operation),
+            None => (false, target.strip_prefix(TARGET_PREFIX).unwrap_or("")),
+        },
+        None => (false, ""),
+    };
+    let operation = operation.to_owned();
     let label = if operation.is_empty() {
         "<none>"
     } else {
@@ -249,10 +256,13 @@ async fn cognito(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     let outcome = match inject_faults(&shared, label).await {
         Injected::Nothing => None,
         Injected::Error(error) => Some(Err(error)),
-        Injected::Throttle => Some(Err(ApiError::new(
-            "TooManyRequestsException",
-            "Rate exceeded",
-        ))),
+        Injected::Throttle => {
+            let mut error = ApiError::new("TooManyRequestsException", "Rate exceeded");
+            if identity {
+                error.status = ops::identity_status(&error.code);
+            }
+            Some(Err(error))
+        }
         Injected::Respond(response) => return response,
     };
     let result = match outcome {
@@ -264,12 +274,18 @@ async fn cognito(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         None => {
             let worker = Arc::clone(&shared);
             let op = operation.clone();
-            tokio::task::spawn_blocking(move || worker.call(&op, &body))
-                .await
-                .unwrap_or_else(|_| {
-                    tracing::error!(operation = %operation, "operation panicked");
-                    Err(ApiError::new("InternalErrorException", "Internal error"))
-                })
+            tokio::task::spawn_blocking(move || {
+                if identity {
+                    worker.call_identity(&op, &body)
+                } else {
+                    worker.call(&op, &body)
+                }
+            })
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(operation = %operation, "operation panicked");
+                Err(ApiError::new("InternalErrorException", "Internal error"))
+            })
         }
     };
     match result {

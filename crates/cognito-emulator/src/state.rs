@@ -8,7 +8,9 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::ids;
-use crate::seed::{DeviceTracking, PasswordPolicy, PoolMfa, Seed, UserMfa, UserStatus};
+use crate::seed::{
+    DeviceTracking, IdentityPoolSeed, PasswordPolicy, PoolMfa, Seed, UserMfa, UserStatus,
+};
 use crate::srp::{Handshake, Verifier};
 
 /// Everything behind the emulator's one lock. Operations run as short synchronous transactions.
@@ -25,6 +27,31 @@ pub(crate) struct State {
     pub(crate) messages: Vec<SentMessage>,
     /// OAuth authorization codes from `/oauth2/authorize`.
     pub(crate) auth_codes: HashMap<String, AuthCode>,
+    /// Identity pools by id.
+    pub(crate) identity_pools: BTreeMap<String, IdentityPoolSeed>,
+    /// Identities by identity id.
+    pub(crate) identities: HashMap<String, Identity>,
+    /// AWS credentials handed out, by access key id.
+    pub(crate) aws_credentials: HashMap<String, AwsCredentials>,
+}
+
+/// An identity of an identity pool: one per (provider, `sub`).
+pub(crate) struct Identity {
+    pub(crate) identity_pool: String,
+    pub(crate) provider: String,
+    pub(crate) sub: String,
+}
+
+/// Temporary AWS credentials the emulator issued (the secret key is not kept: nothing checks
+/// SigV4 signatures).
+pub(crate) struct AwsCredentials {
+    pub(crate) session_token: String,
+    pub(crate) expires_at: i64,
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
+    pub(crate) arn: String,
+    /// `<role id>:<session>`.
+    pub(crate) user_id: String,
+    pub(crate) account: String,
 }
 
 pub(crate) struct Pool {
@@ -490,6 +517,13 @@ impl State {
             families: HashMap::new(),
             messages: Vec::new(),
             auth_codes: HashMap::new(),
+            identity_pools: seed
+                .identity_pools
+                .iter()
+                .map(|p| (p.id.clone(), p.clone()))
+                .collect(),
+            identities: HashMap::new(),
+            aws_credentials: HashMap::new(),
         }
     }
 

@@ -223,3 +223,43 @@ fn oauth_client_keys_are_checked() {
     ));
     assert!(message.contains("unknown field `scope`"), "{message}");
 }
+
+#[test]
+fn identity_pools_are_checked() {
+    let pool = |body: &str| format!("{MINIMAL}\n[[identity_pools]]\n{body}\n");
+    let good = "id = \"us-east-1:0b7f3c2e-5d1a-4e8b-9c3f-2a6d8e4b1c7f\"\nuser_pool = \"us-east-1_Demo1\"\nclient_id = \"demo-public\"\nroles = { authenticated = \"arn:aws:iam::123456789012:role/Auth\" }";
+    let seed = Seed::from_toml(&pool(good)).expect("valid identity pool");
+    assert_eq!(seed.identity_pools[0].credentials_ttl, 3600);
+    assert!(!seed.identity_pools[0].allow_basic_flow);
+    for (from, to, key) in [
+        ("us-east-1:0b7f", "us-east-1_0b7f", "identity_pools[0].id"),
+        (
+            "\"us-east-1_Demo1\"",
+            "\"us-east-1_Nope\"",
+            "identity_pools[0].user_pool",
+        ),
+        (
+            "\"demo-public\"",
+            "\"nobody\"",
+            "identity_pools[0].client_id",
+        ),
+        (
+            "123456789012:role",
+            "1234:role",
+            "identity_pools[0].roles.authenticated",
+        ),
+    ] {
+        let message = error_of(&pool(&good.replace(from, to)));
+        assert!(message.contains(key), "{message}");
+    }
+    let message = error_of(&pool(&format!("{good}\ncredentials_ttl = 0")));
+    assert!(
+        message.contains("identity_pools[0].credentials_ttl"),
+        "{message}"
+    );
+    let message = error_of(&pool(&format!("{good}\nallow_classic_flow = true")));
+    assert!(
+        message.contains("unknown field `allow_classic_flow`"),
+        "{message}"
+    );
+}

@@ -3,6 +3,7 @@
 mod auth;
 mod devices;
 mod faults;
+mod identity;
 mod mfa;
 mod oauth;
 mod support;
