@@ -54,9 +54,16 @@ impl OAuthError {
 
 type OAuthResult<T> = Result<T, OAuthError>;
 
-/// Form parameters, each given at most once (RFC 6749 §3.1).
-#[derive(Debug, Default)]
+/// Form parameters, each given at most once (RFC 6749 §3.1). They carry passwords, secrets,
+/// codes and tokens, so Debug shows only the parameter names.
+#[derive(Default)]
 pub(crate) struct Form(BTreeMap<String, String>);
+
+impl std::fmt::Debug for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
 
 impl Form {
     /// Parses `application/x-www-form-urlencoded`; a repeated parameter is an error.
@@ -137,8 +144,7 @@ impl AuthorizeError {
     }
 }
 
-/// What a login-form submission leads to.
-#[derive(Debug)]
+/// What a login-form submission leads to (no Debug: it holds the code).
 pub(crate) enum LoginOutcome {
     /// Signed in: redirect to `redirect_uri` with the code and the state.
     Code {
@@ -625,4 +631,36 @@ pub(crate) fn has_admin_scope(claims: &serde_json::Map<String, Value>) -> bool {
         .get("scope")
         .and_then(Value::as_str)
         .is_some_and(|scope| scope.split(' ').any(|s| s == ADMIN_SCOPE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_reject_repeats_and_never_print_values() {
+        let form = Form::parse(b"grant_type=password&password=hunter2&client_secret=s3cr3t")
+            .expect("parses");
+        assert_eq!(form.get("password"), Some("hunter2"));
+        let printed = format!("{form:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("s3cr3t"),
+            "{printed}"
+        );
+        let error = Form::parse(b"code=a&code=b").expect_err("a repeated parameter");
+        assert_eq!(error.error, "invalid_request");
+    }
+
+    #[test]
+    fn s256_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert!(is_pkce_string(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        ));
+        assert!(!is_pkce_string("short"));
+        assert!(!is_pkce_string(&"a+".repeat(30)));
+    }
 }
