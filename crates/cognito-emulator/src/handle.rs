@@ -300,6 +300,21 @@ impl Handle {
         true
     }
 
+    /// The identity id GetId gave the user `username` of `identity_pool_id`'s user pool, if any.
+    pub fn identity_id(&self, identity_pool_id: &str, username: &str) -> Option<String> {
+        let state = lock(&self.shared.state);
+        let pool = state.identity_pools.get(identity_pool_id)?;
+        let sub = state
+            .find_user_loose(&pool.user_pool, username)?
+            .sub
+            .clone();
+        state
+            .identities
+            .iter()
+            .find(|(_, i)| i.identity_pool == identity_pool_id && i.sub == sub)
+            .map(|(id, _)| id.clone())
+    }
+
     /// The JWKS of `pool_id` (the same two keys serve every pool of one emulator).
     pub fn jwks_json(&self, pool_id: &str) -> String {
         let known = lock(&self.shared.state).pools.contains_key(pool_id);

@@ -154,6 +154,12 @@ async fn enhanced_flow_gives_stable_identities_and_expiring_credentials() {
         identity_id.as_str(),
         "one identity per sub"
     );
+    assert_eq!(
+        env.handle.identity_id(IDENTITY_POOL, "alice").as_deref(),
+        Some(identity_id.as_str())
+    );
+    assert_eq!(env.handle.identity_id(IDENTITY_POOL, "bob"), None);
+    assert_eq!(env.handle.identity_id(BASIC_POOL, "alice"), None);
     let bob = id_token(&env, "app", "bob").await;
     let (_, other) = identity(
         &env,
