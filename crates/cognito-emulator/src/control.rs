@@ -148,20 +148,12 @@ async fn totp(State(shared): State<Arc<Shared>>, Query(query): Query<UserQuery>)
 }
 
 async fn user(State(shared): State<Arc<Shared>>, Query(query): Query<UserQuery>) -> Response {
-    let handle = handle(shared);
-    let Some(status) = handle.user_status(&query.pool_id, &query.username) else {
-        return (
+    match handle(shared).user_report(&query.pool_id, &query.username) {
+        Some(report) => axum::Json(report).into_response(),
+        None => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({ "message": "no such user" })),
         )
-            .into_response();
-    };
-    axum::Json(json!({
-        "username": handle.internal_username(&query.pool_id, &query.username),
-        "sub": handle.user_sub(&query.pool_id, &query.username),
-        "status": status,
-        "devices": handle.devices(&query.pool_id, &query.username),
-        "last_code": handle.last_code(&query.username),
-    }))
-    .into_response()
+            .into_response(),
+    }
 }

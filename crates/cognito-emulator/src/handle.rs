@@ -38,6 +38,49 @@ impl Shared {
     }
 }
 
+/// The last code sent to the user called `username` in any pool (see [`Handle::last_code`]).
+fn last_code(state: &State, username: &str) -> Option<String> {
+    let internal: Vec<(&str, &str)> = state
+        .pools
+        .keys()
+        .filter_map(|pool_id| {
+            state
+                .find_user_loose(pool_id, username)
+                .map(|u| (pool_id.as_str(), u.username.as_str()))
+        })
+        .collect();
+    state
+        .messages
+        .iter()
+        .rev()
+        .find(|m| {
+            internal
+                .iter()
+                .any(|(pool, user)| *pool == m.pool_id && *user == m.username)
+        })
+        .map(|m| m.code.clone())
+}
+
+impl Shared {
+    /// Runs one identity-pool operation as a transaction.
+    pub(crate) fn call_identity(
+        &self,
+        operation: &str,
+        body: &[u8],
+    ) -> Result<serde_json::Value, crate::error::ApiError> {
+        let now = self.clock.unix();
+        let mut state = lock(&self.state);
+        ops::dispatch_identity(&mut state, &self.keys, now, operation, body)
+    }
+
+    /// Runs `f` as one transaction over the world, by the emulator clock.
+    pub(crate) fn transact<T>(&self, f: impl FnOnce(&mut ops::Ctx<'_>) -> T) -> T {
+        let now = self.clock.unix();
+        let mut state = lock(&self.state);
+        ops::transact(&mut state, &self.keys, now, f)
+    }
+}
+
 /// Inspect and steer a running emulator: counters, faults, the clock, sent codes, users, devices.
 #[derive(Clone)]
 pub struct Handle {
@@ -116,26 +159,21 @@ impl Handle {
     /// The last code sent to the user called `username` (internal username, sign-in name, email or
     /// sub) in any pool.
     pub fn last_code(&self, username: &str) -> Option<String> {
+        last_code(&lock(&self.shared.state), username)
+    }
+
+    /// What `/_control/user` shows, read under one lock: `{username, sub, status, devices,
+    /// last_code}`, or `None` for an unknown user.
+    pub(crate) fn user_report(&self, pool_id: &str, username: &str) -> Option<serde_json::Value> {
         let state = lock(&self.shared.state);
-        let internal: Vec<(String, String)> = state
-            .pools
-            .keys()
-            .filter_map(|pool_id| {
-                state
-                    .find_user_loose(pool_id, username)
-                    .map(|u| (pool_id.clone(), u.username.clone()))
-            })
-            .collect();
-        state
-            .messages
-            .iter()
-            .rev()
-            .find(|m| {
-                internal
-                    .iter()
-                    .any(|(pool, user)| *pool == m.pool_id && *user == m.username)
-            })
-            .map(|m| m.code.clone())
+        let user = state.find_user_loose(pool_id, username)?;
+        Some(serde_json::json!({
+            "username": user.username,
+            "sub": user.sub,
+            "status": user.status.as_str(),
+            "devices": user.device_info(),
+            "last_code": last_code(&state, username),
+        }))
     }
 
     /// The TOTP code now (by the emulator clock) for the user's secret, seeded or set up.
@@ -260,6 +298,21 @@ impl Handle {
         };
         ops::revoke_user(&mut state.families, pool_id, &internal);
         true
+    }
+
+    /// The identity id GetId gave the user `username` of `identity_pool_id`'s user pool, if any.
+    pub fn identity_id(&self, identity_pool_id: &str, username: &str) -> Option<String> {
+        let state = lock(&self.shared.state);
+        let pool = state.identity_pools.get(identity_pool_id)?;
+        let sub = state
+            .find_user_loose(&pool.user_pool, username)?
+            .sub
+            .clone();
+        state
+            .identities
+            .iter()
+            .find(|(_, i)| i.identity_pool == identity_pool_id && i.sub == sub)
+            .map(|(id, _)| id.clone())
     }
 
     /// The JWKS of `pool_id` (the same two keys serve every pool of one emulator).

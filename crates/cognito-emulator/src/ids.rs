@@ -71,6 +71,29 @@ pub(crate) fn code(rng: &mut impl RngCore) -> String {
     format!("{:06}", rng.gen_range(0..1_000_000u32))
 }
 
+/// A temporary access key id: `ASIA` and 16 characters of `[A-Z2-7]`.
+pub(crate) fn access_key_id(rng: &mut impl RngCore) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let tail: String = (0..16)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect();
+    format!("ASIA{tail}")
+}
+
+/// A secret access key: 40 characters of base64.
+pub(crate) fn secret_access_key(rng: &mut impl RngCore) -> String {
+    let mut b = [0u8; 30];
+    rng.fill_bytes(&mut b);
+    STANDARD.encode(b)
+}
+
+/// A session token: opaque, a few hundred characters of base64.
+pub(crate) fn session_token(rng: &mut impl RngCore) -> String {
+    let mut b = [0u8; 300];
+    rng.fill_bytes(&mut b);
+    format!("IQoJb3JpZ2luX2Vj{}", STANDARD.encode(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +110,8 @@ mod tests {
         assert!(device_key("us-east-1", &mut rng).starts_with("us-east-1_"));
         assert_eq!(code(&mut rng).len(), 6);
         assert!(device_group_key(&mut rng).starts_with('-'));
+        let akid = access_key_id(&mut rng);
+        assert!(akid.starts_with("ASIA") && akid.len() == 20);
+        assert_eq!(secret_access_key(&mut rng).len(), 40);
     }
 }

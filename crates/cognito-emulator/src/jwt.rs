@@ -1,9 +1,23 @@
-//! RS256 JWTs: one RSA-2048 key for access tokens and one for ID tokens, generated per start.
+//! RS256 JWTs: one RSA-2048 key for access tokens and one for ID tokens.
+//!
+//! Generating the two keys is most of an emulator's start-up, so the key pairs are generated once
+//! per process and shared by every emulator it starts; each emulator still signs under its own
+//! `kid`s and verifies only its own `kid`s, so a token of one emulator is refused by another, and a
+//! verifier that looks keys up by `kid` (as Cognito's clients do) tells them apart. With
+//! `COGNITO_EMULATOR_KEY_CACHE=<dir>` the pairs are also kept in that directory (0700, files 0600)
+//! and reused by later processes.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
 use rsa::RsaPrivateKey;
 use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
+use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, LineEnding};
 use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use rsa::traits::PublicKeyParts;
 use serde_json::{Map, Value, json};
@@ -18,9 +32,8 @@ pub(crate) struct JwtKey {
 }
 
 impl JwtKey {
-    /// Generates a fresh RSA-2048 key.
-    pub(crate) fn generate(kid: String) -> anyhow::Result<Self> {
-        let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048)?;
+    /// Signs under `kid` with `key`.
+    fn new(kid: String, key: RsaPrivateKey) -> Self {
         let public = key.to_public_key();
         let jwk = json!({
             "alg": "RS256",
@@ -30,12 +43,12 @@ impl JwtKey {
             "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
             "use": "sig",
         });
-        Ok(JwtKey {
+        JwtKey {
             kid,
             signing: SigningKey::new(key),
             verifying: VerifyingKey::new(public),
             jwk,
-        })
+        }
     }
 
     /// `header.claims.signature` with header `{"kid", "alg": "RS256"}`.
@@ -86,30 +99,125 @@ fn header_and_claims_len(token: &str) -> Option<usize> {
     token.rfind('.')
 }
 
-/// The access-token and ID-token keys of one emulator.
+/// The access-token and ID-token keys of one emulator, and the identity pools' OpenID token key
+/// (the ID key's material under its own `kid`, so neither kind of token verifies as the other).
 pub(crate) struct KeySet {
     pub(crate) access: JwtKey,
     pub(crate) id: JwtKey,
+    pub(crate) identity: JwtKey,
 }
 
 impl KeySet {
-    /// Generates both keys, in parallel (RSA key generation dominates start-up).
+    /// Generates both keys, in parallel.
+    #[cfg(test)]
     pub(crate) fn generate(kid_prefix: &str) -> anyhow::Result<Self> {
-        let access_kid = format!("{kid_prefix}-access");
-        let id_kid = format!("{kid_prefix}-id");
-        let (access, id) = std::thread::scope(|scope| {
-            let access = scope.spawn(|| JwtKey::generate(access_kid));
-            let id = JwtKey::generate(id_kid);
-            (access.join(), id)
-        });
-        let access = access.map_err(|_| anyhow::anyhow!("rsa key generation panicked"))??;
-        Ok(KeySet { access, id: id? })
+        let pair = KeyPair::generate()?;
+        Ok(KeySet::with(kid_prefix, &pair))
+    }
+
+    /// The process's shared key pairs (see the module docs) under `<kid_prefix>-access` and
+    /// `<kid_prefix>-id`.
+    pub(crate) fn shared(kid_prefix: &str) -> anyhow::Result<Self> {
+        Ok(KeySet::with(kid_prefix, &*shared_pair()?))
+    }
+
+    fn with(kid_prefix: &str, pair: &KeyPair) -> Self {
+        KeySet {
+            access: JwtKey::new(format!("{kid_prefix}-access"), pair.access.clone()),
+            id: JwtKey::new(format!("{kid_prefix}-id"), pair.id.clone()),
+            identity: JwtKey::new(format!("{kid_prefix}-identity"), pair.id.clone()),
+        }
     }
 
     /// `{"keys": [access, id]}`.
     pub(crate) fn jwks(&self) -> Value {
         json!({ "keys": [self.access.jwk(), self.id.jwk()] })
     }
+}
+
+/// The access-token and ID-token private keys.
+struct KeyPair {
+    access: RsaPrivateKey,
+    id: RsaPrivateKey,
+}
+
+const KEY_CACHE_ENV: &str = "COGNITO_EMULATOR_KEY_CACHE";
+const KEY_FILES: [&str; 2] = ["access-rs256.pem", "id-rs256.pem"];
+
+static SHARED_PAIR: Mutex<Option<Arc<KeyPair>>> = Mutex::new(None);
+
+/// The process's key pairs: made on first use (or read from the key cache), then reused.
+fn shared_pair() -> anyhow::Result<Arc<KeyPair>> {
+    let mut slot = SHARED_PAIR.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(pair) = slot.as_ref() {
+        return Ok(Arc::clone(pair));
+    }
+    let cache = std::env::var_os(KEY_CACHE_ENV).map(PathBuf::from);
+    let pair = match cache.as_deref().and_then(read_cache) {
+        Some(pair) => pair,
+        None => {
+            let pair = KeyPair::generate()?;
+            if let Some(dir) = &cache {
+                if let Err(error) = write_cache(dir, &pair) {
+                    tracing::warn!(dir = %dir.display(), %error, "cannot store the signing keys in the key cache");
+                }
+            }
+            pair
+        }
+    };
+    let pair = Arc::new(pair);
+    *slot = Some(Arc::clone(&pair));
+    Ok(pair)
+}
+
+impl KeyPair {
+    /// Two fresh RSA-2048 keys, generated in parallel.
+    fn generate() -> anyhow::Result<Self> {
+        let new = || RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048);
+        let (access, id) = std::thread::scope(|scope| {
+            let access = scope.spawn(new);
+            (access.join(), new())
+        });
+        let access = access.map_err(|_| anyhow::anyhow!("rsa key generation panicked"))??;
+        Ok(KeyPair { access, id: id? })
+    }
+}
+
+/// Both keys from the cache directory, if it holds them and nobody else can read them.
+fn read_cache(dir: &Path) -> Option<KeyPair> {
+    let read = |name: &str| -> Option<RsaPrivateKey> {
+        let path = dir.join(name);
+        let mode = fs::metadata(&path).ok()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "ignoring a cached signing key that others can read");
+            return None;
+        }
+        let pem = fs::read_to_string(&path).ok()?;
+        RsaPrivateKey::from_pkcs8_pem(&pem).ok()
+    };
+    Some(KeyPair {
+        access: read(KEY_FILES[0])?,
+        id: read(KEY_FILES[1])?,
+    })
+}
+
+/// Stores both keys: a 0700 directory, 0600 files, each written whole and renamed into place.
+fn write_cache(dir: &Path, pair: &KeyPair) -> anyhow::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    for (name, key) in KEY_FILES.iter().zip([&pair.access, &pair.id]) {
+        let pem = key.to_pkcs8_pem(LineEnding::LF)?;
+        let temp = dir.join(format!(".{name}.{}", std::process::id()));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(pem.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&temp, dir.join(name))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -147,5 +255,35 @@ mod tests {
             .collect();
         assert_eq!(kids, ["test-access", "test-id"]);
         assert_eq!(jwks["keys"][0]["e"], json!("AQAB"));
+    }
+
+    #[test]
+    fn emulators_share_key_pairs_but_not_kids() {
+        let one = KeySet::shared("one").expect("keys");
+        let two = KeySet::shared("two").expect("keys");
+        let token = one.access.sign(&json!({ "sub": "abc" }));
+        assert!(one.access.verify(&token).is_some());
+        assert!(
+            two.access.verify(&token).is_none(),
+            "another emulator's kid is refused"
+        );
+        assert_eq!(one.jwks()["keys"][0]["n"], two.jwks()["keys"][0]["n"]);
+        assert_ne!(one.jwks()["keys"][0]["n"], one.jwks()["keys"][1]["n"]);
+    }
+
+    #[test]
+    fn the_key_cache_round_trips_and_is_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = dir.path().join("keys");
+        let pair = KeyPair::generate().expect("keys");
+        write_cache(&cache, &pair).expect("written");
+        let mode = |p: &Path| fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode(&cache), 0o700);
+        assert_eq!(mode(&cache.join(KEY_FILES[0])), 0o600);
+        let read = read_cache(&cache).expect("read back");
+        assert!(read.access == pair.access && read.id == pair.id);
+        fs::set_permissions(cache.join(KEY_FILES[1]), fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        assert!(read_cache(&cache).is_none(), "a readable key is not used");
     }
 }

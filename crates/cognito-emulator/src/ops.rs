@@ -3,10 +3,20 @@
 //! Each call runs as one synchronous transaction under the state lock (see `server.rs`).
 
 mod auth;
+mod challenges;
 mod devices;
+mod identity;
 mod mfa;
+mod oauth;
+mod srp_auth;
+mod sts;
 mod tokens;
 
+pub(crate) use identity::{IDENTITY_OPERATIONS, identity_status};
+pub(crate) use oauth::{
+    AuthorizeError, AuthorizeRequest, BasicAuth, Form, LoginOutcome, OAuthError,
+};
+pub(crate) use sts::{AssumedRole, CallerIdentity, StsError};
 pub(crate) use tokens::revoke_user;
 
 use std::collections::BTreeMap;
@@ -85,6 +95,49 @@ pub(crate) fn dispatch(
             format!("Unknown operation {other}"),
         )),
     }
+}
+
+/// Runs one identity-pool operation (`AWSCognitoIdentityService.<operation>`).
+pub(crate) fn dispatch_identity(
+    st: &mut State,
+    keys: &KeySet,
+    now: i64,
+    operation: &str,
+    body: &[u8],
+) -> ApiResult<Value> {
+    if !IDENTITY_OPERATIONS.contains(&operation) {
+        return Err(ApiError::new(
+            "UnknownOperationException",
+            format!("Unknown operation {operation}"),
+        ));
+    }
+    let req = Req::parse(body)?;
+    transact(st, keys, now, |cx| match operation {
+        "GetId" => cx.get_id(&req),
+        "GetCredentialsForIdentity" => cx.get_credentials_for_identity(&req),
+        "GetOpenIdToken" => cx.get_open_id_token(&req),
+        other => Err(ApiError::new(
+            "UnknownOperationException",
+            format!("Unknown operation {other}"),
+        )),
+    })
+}
+
+/// Runs `f` as one transaction over the world (the OAuth and identity endpoints).
+pub(crate) fn transact<T>(
+    st: &mut State,
+    keys: &KeySet,
+    now: i64,
+    f: impl FnOnce(&mut Ctx<'_>) -> T,
+) -> T {
+    st.purge(now);
+    let mut cx = Ctx {
+        st,
+        keys,
+        now,
+        rng: rand::thread_rng(),
+    };
+    f(&mut cx)
 }
 
 /// A JSON 1.1 request body.

@@ -13,6 +13,7 @@ use serde::Deserialize;
 #[derive(Clone)]
 pub struct Seed {
     pub(crate) pools: Vec<PoolSeed>,
+    pub(crate) identity_pools: Vec<IdentityPoolSeed>,
 }
 
 impl fmt::Debug for Seed {
@@ -26,6 +27,9 @@ impl fmt::Debug for Seed {
                 pool.clients.len(),
                 pool.users.len()
             ));
+        }
+        for pool in &self.identity_pools {
+            list.entry(&format_args!("identity pool {}", pool.id));
         }
         list.finish()
     }
@@ -62,7 +66,11 @@ impl Seed {
     pub fn from_toml(text: &str) -> Result<Seed, SeedError> {
         let file: SeedFile = toml::from_str(text)?;
         validate(&file.pools)?;
-        Ok(Seed { pools: file.pools })
+        validate_identity_pools(&file.pools, &file.identity_pools)?;
+        Ok(Seed {
+            pools: file.pools,
+            identity_pools: file.identity_pools,
+        })
     }
 
     /// Reads, parses and validates a seed file.
@@ -85,6 +93,33 @@ impl Seed {
 struct SeedFile {
     #[serde(default)]
     pools: Vec<PoolSeed>,
+    #[serde(default)]
+    identity_pools: Vec<IdentityPoolSeed>,
+}
+
+/// An identity pool (Cognito Identity) over one user pool and app client.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IdentityPoolSeed {
+    /// `<region>:<uuid>`.
+    pub(crate) id: String,
+    /// The user pool whose ID tokens it accepts.
+    pub(crate) user_pool: String,
+    /// The app client those ID tokens must be for (`aud`).
+    pub(crate) client_id: String,
+    /// Lifetime of the AWS credentials it hands out, in seconds.
+    #[serde(default = "defaults::credentials_ttl")]
+    pub(crate) credentials_ttl: u64,
+    pub(crate) roles: IdentityRoles,
+    /// Whether the basic (classic) flow, GetOpenIdToken + AssumeRoleWithWebIdentity, is allowed.
+    #[serde(default)]
+    pub(crate) allow_basic_flow: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IdentityRoles {
+    pub(crate) authenticated: String,
 }
 
 #[derive(Clone, Deserialize)]
@@ -111,6 +146,17 @@ pub(crate) struct PoolSeed {
     pub(crate) clients: Vec<ClientSeed>,
     #[serde(default)]
     pub(crate) users: Vec<UserSeed>,
+    /// Resource servers: custom OAuth scopes `<identifier>/<scope>`.
+    #[serde(default)]
+    pub(crate) resource_servers: Vec<ResourceServerSeed>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResourceServerSeed {
+    pub(crate) identifier: String,
+    #[serde(default)]
+    pub(crate) scopes: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -181,6 +227,15 @@ pub(crate) struct ClientSeed {
     pub(crate) srp_challenge_session: bool,
     /// USER_AUTH first factors offered; default PASSWORD, PASSWORD_SRP, EMAIL_OTP, SMS_OTP.
     pub(crate) first_auth_factors: Option<Vec<String>>,
+    /// OAuth redirect URIs, matched exactly at `/oauth2/authorize` and `/oauth2/token`.
+    #[serde(default)]
+    pub(crate) callback_urls: Vec<String>,
+    /// AllowedOAuthFlows: `code`, `client_credentials`.
+    #[serde(default)]
+    pub(crate) allowed_oauth_flows: Vec<String>,
+    /// AllowedOAuthScopes: standard ones and `<resource server>/<scope>`.
+    #[serde(default)]
+    pub(crate) allowed_scopes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -272,6 +327,15 @@ pub(crate) const ALL_FLOWS: [&str; 5] = [
 ];
 const ALL_FIRST_FACTORS: [&str; 4] = ["PASSWORD", "PASSWORD_SRP", "EMAIL_OTP", "SMS_OTP"];
 const MFA_SETUP_TYPES: [&str; 3] = ["SOFTWARE_TOKEN_MFA", "EMAIL_OTP", "SMS_MFA"];
+const OAUTH_FLOWS: [&str; 2] = ["code", "client_credentials"];
+/// The scopes every pool knows without a resource server.
+pub(crate) const STANDARD_SCOPES: [&str; 5] = [
+    "openid",
+    "email",
+    "phone",
+    "profile",
+    "aws.cognito.signin.user.admin",
+];
 
 impl ClientSeed {
     pub(crate) fn flows(&self) -> BTreeSet<String> {
@@ -313,278 +377,18 @@ mod defaults {
     pub(super) fn session_ttl() -> u64 {
         180
     }
+    pub(super) fn credentials_ttl() -> u64 {
+        3600
+    }
     pub(super) fn yes() -> bool {
         true
     }
 }
 
-fn invalid(key: String, message: impl Into<String>) -> SeedError {
-    SeedError::Invalid {
-        key,
-        message: message.into(),
-    }
-}
+mod validate;
 
-fn check_range(key: String, value: u64, min: u64, max: u64) -> Result<(), SeedError> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(invalid(
-            key,
-            format!("{value} is out of range {min}..={max}"),
-        ))
-    }
-}
-
-fn is_word(s: &str, extra: &[char]) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(&c))
-}
-
-/// Splits `<region>_<name>`; both parts as the service allows them.
-pub(crate) fn split_pool_id(id: &str) -> Option<(&str, &str)> {
-    let (region, name) = id.split_once('_')?;
-    let region_ok = !region.is_empty()
-        && region
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && region.chars().any(|c| c.is_ascii_digit());
-    let name_ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric());
-    (region_ok && name_ok).then_some((region, name))
-}
-
-fn validate(pools: &[PoolSeed]) -> Result<(), SeedError> {
-    let mut pool_ids = BTreeSet::new();
-    let mut client_ids = BTreeSet::new();
-    for (p, pool) in pools.iter().enumerate() {
-        let at = |key: &str| format!("pools[{p}].{key}");
-        if split_pool_id(&pool.id).is_none() {
-            return Err(invalid(
-                at("id"),
-                format!("{:?} is not <region>_<name>, e.g. us-east-1_Demo1", pool.id),
-            ));
-        }
-        if !pool_ids.insert(pool.id.as_str()) {
-            return Err(invalid(
-                at("id"),
-                format!("duplicate pool id {:?}", pool.id),
-            ));
-        }
-        match pool.username_attributes.as_slice() {
-            [] => {}
-            [only] if only == "email" => {}
-            _ => {
-                return Err(invalid(
-                    at("username_attributes"),
-                    "only [] or [\"email\"] is supported",
-                ));
-            }
-        }
-        check_range(
-            at("lockout_threshold"),
-            pool.lockout_threshold.into(),
-            1,
-            100,
-        )?;
-        check_range(at("lockout_seconds"), pool.lockout_seconds, 1, 86_400)?;
-        check_range(
-            at("password_policy.min_length"),
-            pool.password_policy.min_length as u64,
-            6,
-            99,
-        )?;
-        for (i, kind) in pool.mfa_setup.iter().enumerate() {
-            if !MFA_SETUP_TYPES.contains(&kind.as_str()) {
-                return Err(invalid(
-                    at(&format!("mfa_setup[{i}]")),
-                    format!("{kind:?} is not one of {MFA_SETUP_TYPES:?}"),
-                ));
-            }
-        }
-        for (c, client) in pool.clients.iter().enumerate() {
-            let at = |key: &str| format!("pools[{p}].clients[{c}].{key}");
-            // The service's ids are [\w+]+; `-` is allowed too, as in design.md's example.
-            if !is_word(&client.id, &['+', '-']) || client.id.len() > 128 {
-                return Err(invalid(
-                    at("id"),
-                    format!("{:?} must match [\\w+-]{{1,128}}", client.id),
-                ));
-            }
-            if !client_ids.insert(client.id.as_str()) {
-                return Err(invalid(
-                    at("id"),
-                    format!("duplicate client id {:?}", client.id),
-                ));
-            }
-            if let Some(secret) = &client.secret {
-                if !is_word(secret, &['+', '/', '=', '-']) || secret.len() > 128 {
-                    return Err(invalid(
-                        at("secret"),
-                        "must be 1..=128 characters of [\\w+/=-]",
-                    ));
-                }
-            }
-            check_range(at("access_token_ttl"), client.access_token_ttl, 1, 86_400)?;
-            check_range(at("id_token_ttl"), client.id_token_ttl, 1, 86_400)?;
-            check_range(
-                at("refresh_token_ttl"),
-                client.refresh_token_ttl,
-                1,
-                315_360_000,
-            )?;
-            check_range(at("session_ttl"), client.session_ttl, 1, 900)?;
-            check_range(
-                at("rotation.grace_seconds"),
-                client.rotation.grace_seconds,
-                0,
-                60,
-            )?;
-            for (i, flow) in client.flows().iter().enumerate() {
-                if !ALL_FLOWS.contains(&flow.as_str()) {
-                    return Err(invalid(
-                        at(&format!("flows[{i}]")),
-                        format!("{flow:?} is not one of {ALL_FLOWS:?}"),
-                    ));
-                }
-            }
-            if client.rotation.enabled && client.refresh_token_auth_enabled == Some(true) {
-                return Err(invalid(
-                    at("refresh_token_auth_enabled"),
-                    "a client with refresh token rotation cannot allow REFRESH_TOKEN_AUTH",
-                ));
-            }
-            for (i, factor) in client.first_auth_factors().iter().enumerate() {
-                if !ALL_FIRST_FACTORS.contains(&factor.as_str()) {
-                    return Err(invalid(
-                        at(&format!("first_auth_factors[{i}]")),
-                        format!("{factor:?} is not one of {ALL_FIRST_FACTORS:?}"),
-                    ));
-                }
-            }
-        }
-        validate_users(p, pool)?;
-    }
-    Ok(())
-}
-
-fn validate_users(p: usize, pool: &PoolSeed) -> Result<(), SeedError> {
-    let email_pool = !pool.username_attributes.is_empty();
-    let mut names = BTreeSet::new();
-    let mut subs = BTreeSet::new();
-    for (u, user) in pool.users.iter().enumerate() {
-        let at = |key: &str| format!("pools[{p}].users[{u}].{key}");
-        let name = match (&user.username, &user.email) {
-            (Some(name), Some(email)) if email_pool && !name.eq_ignore_ascii_case(email) => {
-                return Err(invalid(
-                    at("username"),
-                    "in a pool with username_attributes = [\"email\"] it must equal email or be omitted",
-                ));
-            }
-            (_, None) if email_pool => {
-                return Err(invalid(
-                    at("email"),
-                    "required in a pool with username_attributes = [\"email\"]",
-                ));
-            }
-            (Some(name), _) => name.clone(),
-            (None, Some(email)) if email_pool => email.clone(),
-            (None, _) => return Err(invalid(at("username"), "missing")),
-        };
-        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_whitespace) {
-            return Err(invalid(
-                at("username"),
-                "must be 1..=128 characters without whitespace",
-            ));
-        }
-        if !names.insert(name.to_lowercase()) {
-            return Err(invalid(
-                at("username"),
-                format!("duplicate username {name:?}"),
-            ));
-        }
-        if let Some(sub) = &user.sub {
-            if !is_word(sub, &['-']) || sub.len() > 64 {
-                return Err(invalid(at("sub"), "must be 1..=64 characters of [\\w-]"));
-            }
-            if !subs.insert(sub.clone()) {
-                return Err(invalid(at("sub"), format!("duplicate sub {sub:?}")));
-            }
-        }
-        if user.password.is_empty() {
-            return Err(invalid(at("password"), "must not be empty"));
-        }
-        if let Some(email) = &user.email {
-            if !email.contains('@') || email.chars().any(char::is_whitespace) {
-                return Err(invalid(
-                    at("email"),
-                    format!("{email:?} is not an email address"),
-                ));
-            }
-        }
-        if let Some(phone) = &user.phone_number {
-            let digits = phone.strip_prefix('+').unwrap_or("");
-            if !(4..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(invalid(
-                    at("phone_number"),
-                    format!("{phone:?} is not E.164 (+ and 4..=15 digits)"),
-                ));
-            }
-        }
-        if let Some(secret) = &user.totp_secret {
-            if crate::totp::decode_secret(secret).is_none_or(|key| key.len() < 10) {
-                return Err(invalid(
-                    at("totp_secret"),
-                    "must be base32 of at least 10 bytes (16 characters)",
-                ));
-            }
-        }
-        let totp = user.totp_mfa || user.mfa == UserMfa::Totp;
-        let sms = user.sms_mfa || user.mfa == UserMfa::Sms;
-        let email_mfa = user.email_mfa || user.mfa == UserMfa::Email;
-        if totp && user.totp_secret.is_none() {
-            return Err(invalid(
-                at("totp_secret"),
-                "required when TOTP MFA is enabled",
-            ));
-        }
-        if sms && user.phone_number.is_none() {
-            return Err(invalid(
-                at("phone_number"),
-                "required when SMS MFA is enabled",
-            ));
-        }
-        if email_mfa && user.email.is_none() {
-            return Err(invalid(at("email"), "required when email MFA is enabled"));
-        }
-        for key in user.attributes.keys() {
-            if matches!(
-                key.as_str(),
-                "sub" | "email" | "phone_number" | "email_verified" | "phone_number_verified"
-            ) {
-                return Err(invalid(
-                    at(&format!("attributes.{key}")),
-                    "set it with the user's own key, not in attributes",
-                ));
-            }
-            if key.is_empty() || key.len() > 32 + 7 {
-                return Err(invalid(
-                    at(&format!("attributes.{key}")),
-                    "bad attribute name",
-                ));
-            }
-        }
-        for (i, attr) in user.required_attributes.iter().enumerate() {
-            if attr == "sub" || attr.is_empty() || attr.starts_with("userAttributes.") {
-                return Err(invalid(
-                    at(&format!("required_attributes[{i}]")),
-                    "give plain attribute names other than sub",
-                ));
-            }
-        }
-    }
-    Ok(())
-}
+pub(crate) use validate::{role_account, split_pool_id};
+use validate::{validate, validate_identity_pools};
 
 #[cfg(test)]
 mod tests;

@@ -28,9 +28,10 @@ use crate::handle::{Handle, Shared, lock};
 use crate::jwt::KeySet;
 use crate::seed::Seed;
 use crate::state::State as World;
-use crate::{control, ids};
+use crate::{control, ids, oauth, ops, sts};
 
 const TARGET_PREFIX: &str = "AWSCognitoIdentityProviderService.";
+const IDENTITY_TARGET_PREFIX: &str = "AWSCognitoIdentityService.";
 const JSON_11: &str = "application/x-amz-json-1.1";
 
 /// Starts emulators.
@@ -60,7 +61,7 @@ impl Emulator {
             let mut rng = rand::thread_rng();
             let kid_prefix = ids::uuid(&mut rng);
             let keys =
-                KeySet::generate(&kid_prefix[..8]).context("cannot generate RSA signing keys")?;
+                KeySet::shared(&kid_prefix[..8]).context("cannot generate RSA signing keys")?;
             Ok(Shared {
                 state: Mutex::new(World::from_seed(&seed, &mut rng)),
                 keys,
@@ -208,6 +209,7 @@ fn router(shared: Arc<Shared>) -> Router {
             get(openid_configuration),
         )
         .merge(control::routes())
+        .merge(oauth::routes())
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -234,55 +236,34 @@ async fn date_header(State(shared): State<Arc<Shared>>, mut response: Response) 
 
 /// One Cognito call: faults first, then the operation in a blocking task (SRP is CPU work).
 async fn cognito(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let operation = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|target| target.strip_prefix(TARGET_PREFIX))
-        .unwrap_or("")
-        .to_owned();
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    if target.is_none() && sts::is_query_request(&headers) {
+        return sts::handle(shared, headers, body).await;
+    }
+    let (identity, operation) = match target {
+        Some(target) => match target.strip_prefix(IDENTITY_TARGET_PREFIX) {
+            Some(operation) => (true, operation),
+            None => (false, target.strip_prefix(TARGET_PREFIX).unwrap_or("")),
+        },
+        None => (false, ""),
+    };
+    let operation = operation.to_owned();
     let label = if operation.is_empty() {
         "<none>"
     } else {
         operation.as_str()
     };
-    let planned = lock(&shared.faults).take(label);
-    if !planned.delay.is_zero() {
-        tokio::time::sleep(planned.delay).await;
-    }
-    let outcome = match planned.action {
-        Some(FaultKind::Latency { .. }) | None => None,
-        Some(FaultKind::Error {
-            code,
-            message,
-            status,
-        }) => Some(Err(ApiError {
-            code,
-            message,
-            status,
-        })),
-        Some(FaultKind::Throttle) => Some(Err(ApiError::new(
-            "TooManyRequestsException",
-            "Rate exceeded",
-        ))),
-        Some(FaultKind::DropConnection) => {
-            record(&shared, label, "DropConnection");
-            let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-            response.extensions_mut().insert(AbortConnection);
-            return response;
+    let outcome = match inject_faults(&shared, label).await {
+        Injected::Nothing => None,
+        Injected::Error(error) => Some(Err(error)),
+        Injected::Throttle => {
+            let mut error = ApiError::new("TooManyRequestsException", "Rate exceeded");
+            if identity {
+                error.status = ops::identity_status(&error.code);
+            }
+            Some(Err(error))
         }
-        Some(FaultKind::HtmlError { status }) => {
-            record(&shared, label, "HtmlError");
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let page = format!(
-                "<!DOCTYPE html><html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
-            );
-            return (
-                status,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                page,
-            )
-                .into_response();
-        }
+        Injected::Respond(response) => return response,
     };
     let result = match outcome {
         Some(result) => result,
@@ -293,12 +274,18 @@ async fn cognito(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         None => {
             let worker = Arc::clone(&shared);
             let op = operation.clone();
-            tokio::task::spawn_blocking(move || worker.call(&op, &body))
-                .await
-                .unwrap_or_else(|_| {
-                    tracing::error!(operation = %operation, "operation panicked");
-                    Err(ApiError::new("InternalErrorException", "Internal error"))
-                })
+            tokio::task::spawn_blocking(move || {
+                if identity {
+                    worker.call_identity(&op, &body)
+                } else {
+                    worker.call(&op, &body)
+                }
+            })
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(operation = %operation, "operation panicked");
+                Err(ApiError::new("InternalErrorException", "Internal error"))
+            })
         }
     };
     match result {
@@ -319,7 +306,62 @@ async fn cognito(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     }
 }
 
-fn record(shared: &Shared, operation: &str, outcome: &str) {
+/// What the fault queue decided for one call, after any injected latency.
+pub(crate) enum Injected {
+    /// Run the call.
+    Nothing,
+    /// Answer with this error, in the endpoint's own error shape.
+    Error(ApiError),
+    /// Answer as the endpoint does when it throttles.
+    Throttle,
+    /// Already answered (a dropped connection or an HTML page), and counted.
+    Respond(Response),
+}
+
+/// Applies the pending faults for one call of `label`: waits out the latency, then says what to do.
+pub(crate) async fn inject_faults(shared: &Shared, label: &str) -> Injected {
+    let planned = lock(&shared.faults).take(label);
+    if !planned.delay.is_zero() {
+        tokio::time::sleep(planned.delay).await;
+    }
+    match planned.action {
+        Some(FaultKind::Latency { .. }) | None => Injected::Nothing,
+        Some(FaultKind::Error {
+            code,
+            message,
+            status,
+        }) => Injected::Error(ApiError {
+            code,
+            message,
+            status,
+        }),
+        Some(FaultKind::Throttle) => Injected::Throttle,
+        Some(FaultKind::DropConnection) => {
+            record(shared, label, "DropConnection");
+            let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            response.extensions_mut().insert(AbortConnection);
+            Injected::Respond(response)
+        }
+        Some(FaultKind::HtmlError { status }) => {
+            record(shared, label, "HtmlError");
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let page = format!(
+                "<!DOCTYPE html><html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
+            );
+            Injected::Respond(
+                (
+                    status,
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    page,
+                )
+                    .into_response(),
+            )
+        }
+    }
+}
+
+/// Counts one call of `operation` with its outcome.
+pub(crate) fn record(shared: &Shared, operation: &str, outcome: &str) {
     lock(&shared.stats).record(operation, outcome);
     if outcome == "ok" {
         tracing::debug!(%operation, "call succeeded");
@@ -371,7 +413,12 @@ async fn openid_configuration(
         "issuer": issuer,
         "jwks_uri": format!("http://{host}/{pool_id}/.well-known/jwks.json"),
         "id_token_signing_alg_values_supported": ["RS256"],
-        "response_types_supported": ["code", "token"],
+        "authorization_endpoint": format!("http://{host}/oauth2/authorize"),
+        "token_endpoint": format!("http://{host}/oauth2/token"),
+        "revocation_endpoint": format!("http://{host}/oauth2/revoke"),
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "response_types_supported": ["code"],
         "scopes_supported": ["openid", "email", "phone", "profile"],
         "subject_types_supported": ["public"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

@@ -1,13 +1,16 @@
 //! The emulator's mutable world: pools, clients, users, devices, sessions and refresh tokens.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 
 use num_bigint::BigUint;
 use rand::RngCore;
 use serde::Serialize;
 
 use crate::ids;
-use crate::seed::{DeviceTracking, PasswordPolicy, PoolMfa, Seed, UserMfa, UserStatus};
+use crate::seed::{
+    DeviceTracking, IdentityPoolSeed, PasswordPolicy, PoolMfa, Seed, UserMfa, UserStatus,
+};
 use crate::srp::{Handshake, Verifier};
 
 /// Everything behind the emulator's one lock. Operations run as short synchronous transactions.
@@ -22,6 +25,33 @@ pub(crate) struct State {
     /// Sign-in sessions ("families") by origin_jti.
     pub(crate) families: HashMap<String, Family>,
     pub(crate) messages: Vec<SentMessage>,
+    /// OAuth authorization codes from `/oauth2/authorize`.
+    pub(crate) auth_codes: HashMap<String, AuthCode>,
+    /// Identity pools by id.
+    pub(crate) identity_pools: BTreeMap<String, IdentityPoolSeed>,
+    /// Identities by identity id.
+    pub(crate) identities: HashMap<String, Identity>,
+    /// AWS credentials handed out, by access key id.
+    pub(crate) aws_credentials: HashMap<String, AwsCredentials>,
+}
+
+/// An identity of an identity pool: one per (provider, `sub`).
+pub(crate) struct Identity {
+    pub(crate) identity_pool: String,
+    pub(crate) provider: String,
+    pub(crate) sub: String,
+}
+
+/// Temporary AWS credentials the emulator issued (the secret key is not kept: nothing checks
+/// SigV4 signatures).
+pub(crate) struct AwsCredentials {
+    pub(crate) session_token: String,
+    pub(crate) expires_at: i64,
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
+    pub(crate) arn: String,
+    /// `<role id>:<session>`.
+    pub(crate) user_id: String,
+    pub(crate) account: String,
 }
 
 pub(crate) struct Pool {
@@ -44,6 +74,8 @@ pub(crate) struct PoolCfg {
     pub(crate) lockout_threshold: u32,
     pub(crate) lockout_seconds: i64,
     pub(crate) mfa_setup: Vec<String>,
+    /// The resource servers' scopes, `<identifier>/<scope>`.
+    pub(crate) custom_scopes: BTreeSet<String>,
 }
 
 impl PoolCfg {
@@ -73,6 +105,9 @@ pub(crate) struct Client {
     pub(crate) token_revocation: bool,
     pub(crate) srp_challenge_session: bool,
     pub(crate) first_auth_factors: Vec<String>,
+    pub(crate) callback_urls: Vec<String>,
+    pub(crate) oauth_flows: BTreeSet<String>,
+    pub(crate) allowed_scopes: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -156,7 +191,8 @@ pub(crate) struct Login {
     pub(crate) device_authenticated: bool,
 }
 
-#[derive(Clone, Debug)]
+/// Where a challenge session stands. Its one-time codes and TOTP secrets never reach a Debug print.
+#[derive(Clone)]
 pub(crate) enum Step {
     NewPasswordRequired,
     Mfa {
@@ -187,6 +223,51 @@ pub(crate) enum Step {
     },
 }
 
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const REDACTED: &str = "[REDACTED]";
+        let redacted = |present: bool| if present { REDACTED } else { "None" };
+        match self {
+            Step::NewPasswordRequired => f.write_str("NewPasswordRequired"),
+            Step::Mfa { kind, code, wrong } => f
+                .debug_struct("Mfa")
+                .field("kind", kind)
+                .field("code", &format_args!("{}", redacted(code.is_some())))
+                .field("wrong", wrong)
+                .finish(),
+            Step::SignInCode {
+                challenge, wrong, ..
+            } => f
+                .debug_struct("SignInCode")
+                .field("challenge", challenge)
+                .field("code", &format_args!("{REDACTED}"))
+                .field("wrong", wrong)
+                .finish(),
+            Step::SelectMfaType { options } => f
+                .debug_struct("SelectMfaType")
+                .field("options", options)
+                .finish(),
+            Step::MfaSetup { secret, verified } => f
+                .debug_struct("MfaSetup")
+                .field("secret", &format_args!("{}", redacted(secret.is_some())))
+                .field("verified", verified)
+                .finish(),
+            Step::CustomChallenge { wrong } => f
+                .debug_struct("CustomChallenge")
+                .field("wrong", wrong)
+                .finish(),
+            Step::DeviceSrpAuth { device_key } => f
+                .debug_struct("DeviceSrpAuth")
+                .field("device_key", device_key)
+                .finish(),
+            Step::SelectChallenge { available } => f
+                .debug_struct("SelectChallenge")
+                .field("available", available)
+                .finish(),
+        }
+    }
+}
+
 impl Step {
     /// The ChallengeName a response to this step must carry.
     pub(crate) fn challenge(&self) -> &'static str {
@@ -203,6 +284,7 @@ impl Step {
     }
 }
 
+/// A challenge session. Debug shows its step redacted (see [`Step`]).
 #[derive(Clone, Debug)]
 pub(crate) struct Session {
     pub(crate) login: Login,
@@ -252,6 +334,24 @@ pub(crate) struct Family {
     pub(crate) expires_at: i64,
     pub(crate) revoked: bool,
     pub(crate) event_id: String,
+    /// The OAuth scopes granted (the access token's `scope`); `None` for the JSON API's sign-ins.
+    pub(crate) scope: Option<String>,
+}
+
+/// An authorization code: single-use, short-lived, bound to its client, redirect URI and PKCE
+/// challenge.
+pub(crate) struct AuthCode {
+    pub(crate) pool_id: String,
+    pub(crate) client_id: String,
+    pub(crate) username: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) code_challenge: Option<String>,
+    pub(crate) nonce: Option<String>,
+    pub(crate) expires_at: i64,
+    /// The sign-in family it was redeemed for (revoked if the code is presented again).
+    pub(crate) redeemed: Option<String>,
+    pub(crate) burnt: bool,
 }
 
 /// An SMS or email code the emulator "sent".
@@ -304,6 +404,11 @@ impl State {
                 lockout_threshold: pool.lockout_threshold,
                 lockout_seconds: pool.lockout_seconds as i64,
                 mfa_setup: pool.mfa_setup.clone(),
+                custom_scopes: pool
+                    .resource_servers
+                    .iter()
+                    .flat_map(|r| r.scopes.iter().map(|s| format!("{}/{s}", r.identifier)))
+                    .collect(),
             };
             let clients = pool
                 .clients
@@ -326,6 +431,9 @@ impl State {
                         token_revocation: c.token_revocation,
                         srp_challenge_session: c.srp_challenge_session,
                         first_auth_factors: c.first_auth_factors(),
+                        callback_urls: c.callback_urls.clone(),
+                        oauth_flows: c.allowed_oauth_flows.iter().cloned().collect(),
+                        allowed_scopes: c.allowed_scopes.clone(),
                     };
                     (c.id.clone(), client)
                 })
@@ -408,6 +516,14 @@ impl State {
             refresh_tokens: HashMap::new(),
             families: HashMap::new(),
             messages: Vec::new(),
+            auth_codes: HashMap::new(),
+            identity_pools: seed
+                .identity_pools
+                .iter()
+                .map(|p| (p.id.clone(), p.clone()))
+                .collect(),
+            identities: HashMap::new(),
+            aws_credentials: HashMap::new(),
         }
     }
 
@@ -451,6 +567,7 @@ impl State {
         // Keep used entries a while so reuse reports "can only be used once".
         self.sessions.retain(|_, s| now <= s.expires_at + 900);
         self.srp.retain(|_, s| now <= s.expires_at + 900);
+        self.auth_codes.retain(|_, c| now <= c.expires_at + 900);
     }
 }
 
@@ -483,5 +600,58 @@ impl User {
                 name: d.name.clone(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_never_print_their_codes_or_secrets() {
+        let login = Login {
+            pool_id: "us-east-1_P".into(),
+            client_id: "c".into(),
+            username: "u".into(),
+            device_key: None,
+            passwordless: false,
+            custom: false,
+            device_authenticated: false,
+        };
+        for step in [
+            Step::Mfa {
+                kind: MfaKind::Sms,
+                code: Some("314159".into()),
+                wrong: 1,
+            },
+            Step::SignInCode {
+                challenge: "EMAIL_OTP",
+                code: "314159".into(),
+                wrong: 0,
+            },
+            Step::MfaSetup {
+                secret: Some("JBSWY3DPEHPK3PXP314159".into()),
+                verified: false,
+            },
+        ] {
+            let session = Session {
+                login: login.clone(),
+                step,
+                expires_at: 0,
+                used: false,
+            };
+            let printed = format!("{session:?} {session:#?}");
+            assert!(!printed.contains("314159"), "{printed}");
+            assert!(printed.contains("[REDACTED]"), "{printed}");
+        }
+        let printed = format!(
+            "{:?}",
+            Step::Mfa {
+                kind: MfaKind::Totp,
+                code: None,
+                wrong: 0
+            }
+        );
+        assert!(printed.contains("code: None"), "{printed}");
     }
 }

@@ -27,6 +27,18 @@ pub(crate) fn format(unix: i64) -> String {
     )
 }
 
+/// Unix seconds as RFC 3339 in UTC, e.g. `2026-11-01T05:04:03Z` (STS's `Expiration`).
+pub(crate) fn rfc3339(unix: i64) -> String {
+    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
+    let secs = unix.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 /// Parses a timestamp in the pattern's shape, leniently as Java does (one- or two-digit fields,
 /// any English weekday, `UTC` or `GMT`). `None` when the shape is wrong.
 pub(crate) fn parse(text: &str) -> Option<i64> {
@@ -106,6 +118,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_785_128_643), "2026-07-27T05:04:03Z");
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use super::{Ctx, Req, param};
 use crate::error::{
@@ -12,6 +15,9 @@ use crate::error::{
 use crate::ids;
 use crate::seed::DeviceTracking;
 use crate::state::{Client, Device, Family, Login, RefreshRecord};
+
+/// The scope of the JSON API's access tokens, which GetUser and the other user calls need.
+pub(crate) const ADMIN_SCOPE: &str = "aws.cognito.signin.user.admin";
 
 impl Ctx<'_> {
     /// Mints the three tokens of a new sign-in (and a new device when the pool tracks devices).
@@ -62,6 +68,7 @@ impl Ctx<'_> {
                 expires_at: now + client.refresh_ttl,
                 revoked: false,
                 event_id,
+                scope: None,
             },
         );
         let refresh_token = self.new_refresh_token(&family_id, &client.id);
@@ -75,7 +82,7 @@ impl Ctx<'_> {
     }
 
     /// A new refresh token of `family_id`, issued to `client_id`.
-    fn new_refresh_token(&mut self, family_id: &str, client_id: &str) -> String {
+    pub(super) fn new_refresh_token(&mut self, family_id: &str, client_id: &str) -> String {
         let token = ids::refresh_token(&mut self.rng);
         self.st.refresh_tokens.insert(
             token.clone(),
@@ -98,6 +105,15 @@ impl Ctx<'_> {
 
     /// Access and ID tokens for a sign-in family, stamped now.
     fn mint(&mut self, family_id: &str) -> ApiResult<(String, String)> {
+        self.mint_with_nonce(family_id, None)
+    }
+
+    /// The same; OAuth sign-ins' ID tokens also carry `at_hash` and the request's `nonce`.
+    pub(super) fn mint_with_nonce(
+        &mut self,
+        family_id: &str,
+        nonce: Option<&str>,
+    ) -> ApiResult<(String, String)> {
         let family = &self.st.families[family_id];
         let client = self.client(&family.client_id)?;
         let user = self.user(&family.pool_id, &family.username)?;
@@ -110,7 +126,7 @@ impl Ctx<'_> {
             "origin_jti": family_id,
             "event_id": family.event_id,
             "token_use": "access",
-            "scope": "aws.cognito.signin.user.admin",
+            "scope": family.scope.as_deref().unwrap_or(ADMIN_SCOPE),
             "auth_time": family.auth_time,
             "exp": now + client.access_ttl,
             "iat": now,
@@ -148,15 +164,24 @@ impl Ctx<'_> {
         ] {
             id.insert(key.into(), value);
         }
-        Ok((
-            self.keys.access.sign(&access),
-            self.keys.id.sign(&Value::Object(id)),
-        ))
+        let access = self.keys.access.sign(&access);
+        if family.scope.is_some() {
+            // OIDC Core §3.1.3.6: base64url of the left half of SHA-256(access token).
+            let digest = Sha256::digest(access.as_bytes());
+            id.insert(
+                "at_hash".into(),
+                json!(URL_SAFE_NO_PAD.encode(&digest[..16])),
+            );
+        }
+        if let Some(nonce) = nonce {
+            id.insert("nonce".into(), json!(nonce));
+        }
+        Ok((access, self.keys.id.sign(&Value::Object(id))))
     }
 
     /// Validates a refresh token for `client` and returns its family and, under rotation, the
     /// refresh token to hand out next.
-    fn use_refresh_token(
+    pub(super) fn use_refresh_token(
         &mut self,
         client: &Client,
         token: &str,
@@ -319,6 +344,11 @@ impl Ctx<'_> {
             .ok_or_else(|| ApiError::not_authorized(ACCESS_INVALID))?;
         if claims.get("token_use").and_then(Value::as_str) != Some("access") {
             return Err(ApiError::not_authorized(ACCESS_INVALID));
+        }
+        if !super::oauth::has_admin_scope(&claims) {
+            return Err(ApiError::not_authorized(
+                "Access Token does not have required scopes",
+            ));
         }
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
         if self.now >= exp {

@@ -162,3 +162,104 @@ password = "Ann-Passw0rd!"
     let message = error_of(&text.replace("email = \"ann@example.com\"\n", ""));
     assert!(message.contains("pools[0].users[0].email"), "{message}");
 }
+
+#[test]
+fn oauth_client_keys_are_checked() {
+    let with = |resource: &str, client: &str| {
+        MINIMAL.replace(
+            "[[pools.clients]]\nid = \"demo-public\"\n",
+            &format!("{resource}\n[[pools.clients]]\nid = \"demo-public\"\n{client}\n"),
+        )
+    };
+    let api = "[[pools.resource_servers]]\nidentifier = \"https://api\"\nscopes = [\"read\"]\n";
+    let ok = with(
+        api,
+        "callback_urls = [\"http://localhost:7468/callback\"]\nallowed_oauth_flows = [\"code\"]\nallowed_scopes = [\"openid\", \"https://api/read\"]",
+    );
+    let seed = Seed::from_toml(&ok).expect("valid oauth seed");
+    assert_eq!(seed.pools[0].clients[0].callback_urls.len(), 1);
+    for (client, key, why) in [
+        (
+            "allowed_scopes = [\"https://api/write\"]",
+            "allowed_scopes[0]",
+            "neither a standard scope",
+        ),
+        (
+            "callback_urls = [\"http://app.example.com/cb\"]",
+            "callback_urls[0]",
+            "only for localhost",
+        ),
+        (
+            "callback_urls = [\"https://app.example.com/cb#x\"]",
+            "callback_urls[0]",
+            "fragment",
+        ),
+        (
+            "allowed_oauth_flows = [\"implicit\"]",
+            "allowed_oauth_flows[0]",
+            "not one of",
+        ),
+        (
+            "allowed_oauth_flows = [\"code\"]",
+            "callback_urls",
+            "at least one callback URL",
+        ),
+        (
+            "allowed_oauth_flows = [\"client_credentials\"]",
+            "allowed_oauth_flows",
+            "needs a client secret",
+        ),
+    ] {
+        let message = error_of(&with(api, client));
+        assert!(
+            message.contains(&format!("pools[0].clients[0].{key}")),
+            "{message}"
+        );
+        assert!(message.contains(why), "{message}");
+    }
+    let message = error_of(&with(
+        "[[pools.resource_servers]]\nidentifier = \"https://api\"\nscope = [\"read\"]\n",
+        "",
+    ));
+    assert!(message.contains("unknown field `scope`"), "{message}");
+}
+
+#[test]
+fn identity_pools_are_checked() {
+    let pool = |body: &str| format!("{MINIMAL}\n[[identity_pools]]\n{body}\n");
+    let good = "id = \"us-east-1:0b7f3c2e-5d1a-4e8b-9c3f-2a6d8e4b1c7f\"\nuser_pool = \"us-east-1_Demo1\"\nclient_id = \"demo-public\"\nroles = { authenticated = \"arn:aws:iam::123456789012:role/Auth\" }";
+    let seed = Seed::from_toml(&pool(good)).expect("valid identity pool");
+    assert_eq!(seed.identity_pools[0].credentials_ttl, 3600);
+    assert!(!seed.identity_pools[0].allow_basic_flow);
+    for (from, to, key) in [
+        ("us-east-1:0b7f", "us-east-1_0b7f", "identity_pools[0].id"),
+        (
+            "\"us-east-1_Demo1\"",
+            "\"us-east-1_Nope\"",
+            "identity_pools[0].user_pool",
+        ),
+        (
+            "\"demo-public\"",
+            "\"nobody\"",
+            "identity_pools[0].client_id",
+        ),
+        (
+            "123456789012:role",
+            "1234:role",
+            "identity_pools[0].roles.authenticated",
+        ),
+    ] {
+        let message = error_of(&pool(&good.replace(from, to)));
+        assert!(message.contains(key), "{message}");
+    }
+    let message = error_of(&pool(&format!("{good}\ncredentials_ttl = 0")));
+    assert!(
+        message.contains("identity_pools[0].credentials_ttl"),
+        "{message}"
+    );
+    let message = error_of(&pool(&format!("{good}\nallow_classic_flow = true")));
+    assert!(
+        message.contains("unknown field `allow_classic_flow`"),
+        "{message}"
+    );
+}

@@ -3,6 +3,8 @@
 mod auth;
 mod devices;
 mod faults;
+mod identity;
 mod mfa;
+mod oauth;
 mod support;
 mod tokens;
