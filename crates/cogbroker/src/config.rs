@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use cognito_auth::secret::ClientSecret;
 use cognito_auth::{AuthFlow, EndpointVariant, UserPoolId};
-use secrecy::SecretString;
 use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
@@ -23,8 +22,6 @@ use url::Url;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7467";
 /// The longest Unix socket path (`sun_path` holds 108 bytes including the terminating NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
-/// The longest a secret command may run before it is killed.
-pub const SECRET_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -215,81 +212,6 @@ impl SecretSource {
             Self::Literal(_) => "literal value in the config file".to_owned(),
         }
     }
-
-    /// Resolves the secret now. `what` is the key ("client_secret", "password"); errors name the
-    /// profile and the source, never the value.
-    pub async fn resolve(
-        &self,
-        profile: &ProfileName,
-        what: &str,
-        env: &dyn EnvSource,
-    ) -> Result<SecretString, SecretSourceError> {
-        let failed = |reason: String| SecretSourceError {
-            profile: profile.to_string(),
-            key: what.to_owned(),
-            source_description: self.describe(),
-            reason,
-        };
-        let value = match self {
-            Self::Literal(secret) => secret.expose_secret().to_owned(),
-            Self::Env(name) => env
-                .var(name)
-                .ok_or_else(|| failed(format!("{name} is not set")))?,
-            Self::Command(command) => run_secret_command(command).await.map_err(failed)?,
-            Self::Keyring => {
-                let account = format!("{profile}/{what}");
-                match crate::store::keyring_secret(&account).await {
-                    Ok(Some(value)) => value,
-                    Ok(None) => {
-                        return Err(failed(format!(
-                            "no keyring entry for service \"cogbroker\", user {account:?}"
-                        )));
-                    }
-                    Err(error) => return Err(failed(format!("{error:#}"))),
-                }
-            }
-        };
-        let trimmed = value.trim();
-        if trimmed.is_empty() {
-            return Err(failed("the secret is empty".to_owned()));
-        }
-        Ok(SecretString::from(trimmed.to_owned()))
-    }
-}
-
-/// A secret source that could not produce its secret. Never contains the secret.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("profile {profile}: {key} from {source_description}: {reason}")]
-pub struct SecretSourceError {
-    /// The profile.
-    pub profile: String,
-    /// The key ("client_secret" or "password").
-    pub key: String,
-    /// [`SecretSource::describe`].
-    pub source_description: String,
-    /// What went wrong.
-    pub reason: String,
-}
-
-async fn run_secret_command(command: &str) -> Result<String, String> {
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|error| format!("cannot run sh: {error}"))?;
-    let output = tokio::time::timeout(SECRET_COMMAND_TIMEOUT, child.wait_with_output())
-        .await
-        .map_err(|_| format!("timed out after {}s", SECRET_COMMAND_TIMEOUT.as_secs()))?
-        .map_err(|error| format!("failed: {error}"))?;
-    let stdout = zeroize::Zeroizing::new(output.stdout);
-    if !output.status.success() {
-        return Err(format!("exited with {}", output.status));
-    }
-    String::from_utf8(stdout.to_vec()).map_err(|_| "printed something that is not UTF-8".to_owned())
 }
 
 /// The environment, behind a trait so tests pass a map.
