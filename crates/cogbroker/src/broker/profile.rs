@@ -219,7 +219,7 @@ impl<S: TokenSource> ProfileTask<S> {
                 },
                 () = sleep_until(due), if due.is_some() && !self.stopping => {
                     self.due = None;
-                    self.on_due();
+                    self.on_due().await;
                 }
             }
         }
@@ -282,7 +282,7 @@ impl<S: TokenSource> ProfileTask<S> {
                 mode,
                 observed,
                 reply,
-            } => self.refresh(mode, observed, reply),
+            } => self.refresh(mode, observed, reply).await,
             Command::Login { password, reply } => self.login(password, reply),
             Command::Answer {
                 login_id,
@@ -321,6 +321,7 @@ impl<S: TokenSource> ProfileTask<S> {
         match loaded {
             Ok(Ok(Some(session))) => {
                 let device = session.device.is_some();
+                let unconfirmed = session.refresh_unconfirmed;
                 self.session = Some(session);
                 self.publish(|s| {
                     s.has_session = true;
@@ -331,6 +332,10 @@ impl<S: TokenSource> ProfileTask<S> {
                     }
                 });
                 tracing::info!(profile = %self.info.name, "session restored");
+                if unconfirmed {
+                    tracing::warn!(profile = %self.info.name, "the last refresh may have rotated the refresh token before its result was stored; refreshing now, within the upstream's grace");
+                    self.start_refresh(Mode::Background, None).await;
+                }
             }
             Ok(Ok(None)) => {
                 self.publish(|s| {
@@ -394,6 +399,17 @@ impl<S: TokenSource> ProfileTask<S> {
             self.restore().await;
         }
         let snapshot = self.snapshot();
+        let unconfirmed = self.session.as_ref().is_some_and(|s| s.refresh_unconfirmed);
+        if unconfirmed
+            && snapshot.tokens.is_none()
+            && snapshot.can_refresh()
+            && snapshot.backoff.wait_at(now).is_none()
+        {
+            // Restored after a crash mid-refresh and the first try failed: keep trying while
+            // the old refresh token may still be inside its grace, not only when asked.
+            self.start_refresh(Mode::Background, None).await;
+            return;
+        }
         let interval = self.shared.options.tick_interval;
         match policy::tick_start(
             now,
@@ -403,7 +419,7 @@ impl<S: TokenSource> ProfileTask<S> {
             snapshot.can_refresh(),
             interval,
         ) {
-            Some(delay) if delay.is_zero() => self.start_refresh(Mode::Background, None),
+            Some(delay) if delay.is_zero() => self.start_refresh(Mode::Background, None).await,
             // At most one plan: a later tick does not push a planned refresh back.
             Some(delay) if self.due.is_none() => {
                 self.due = Some(tokio::time::Instant::now() + delay);
@@ -413,7 +429,7 @@ impl<S: TokenSource> ProfileTask<S> {
     }
 
     /// The planned background refresh is due: decide again (a caller may have refreshed).
-    fn on_due(&mut self) {
+    async fn on_due(&mut self) {
         let snapshot = self.snapshot();
         // A timer may fire a hair before the wall clock agrees: allow a second.
         let due = policy::tick_start(
@@ -425,7 +441,7 @@ impl<S: TokenSource> ProfileTask<S> {
             Duration::from_secs(1),
         );
         if due.is_some() {
-            self.start_refresh(Mode::Background, None);
+            self.start_refresh(Mode::Background, None).await;
         }
     }
 

@@ -17,6 +17,8 @@ fn session(token: &str, with_device: bool) -> StoredSession {
             device_group_key: "-group".to_owned(),
             device_password: DevicePassword::new("device-secret-pw"),
         }),
+        rotates: None,
+        refresh_unconfirmed: false,
     }
 }
 

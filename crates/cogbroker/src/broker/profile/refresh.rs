@@ -18,7 +18,7 @@ use crate::broker::{BrokerEvent, FAILPOINT_AFTER_REFRESH_BEFORE_PERSIST};
 use crate::store::StoredSession;
 
 impl<S: TokenSource> ProfileTask<S> {
-    pub(super) fn refresh(
+    pub(super) async fn refresh(
         &mut self,
         mode: Mode,
         observed: u64,
@@ -38,10 +38,10 @@ impl<S: TokenSource> ProfileTask<S> {
         if mode == Mode::Background && !snapshot.can_refresh() {
             return;
         }
-        self.start_refresh(mode, reply);
+        self.start_refresh(mode, reply).await;
     }
 
-    pub(super) fn start_refresh(
+    pub(super) async fn start_refresh(
         &mut self,
         mode: Mode,
         reply: Option<oneshot::Sender<AttemptOutcome>>,
@@ -65,6 +65,7 @@ impl<S: TokenSource> ProfileTask<S> {
             }
             return;
         }
+        self.mark_unconfirmed().await;
         let session = self.session.clone().expect("checked above");
         let source = self.source.clone();
         let shared = self.shared.clone();
@@ -90,6 +91,25 @@ impl<S: TokenSource> ProfileTask<S> {
             unattended_after: None,
         });
         self.publish_flags(|s| s.refreshing = true);
+    }
+
+    /// Before a refresh that may rotate the refresh token (rotation seen, or not known yet),
+    /// records durably that one is under way: if the daemon dies before the result is stored,
+    /// the next start refreshes at once, inside the upstream's grace for the old token, instead
+    /// of waiting for a caller who may come too late. A failed save is logged and the refresh
+    /// goes ahead: it is the protection that is lost, not the session.
+    async fn mark_unconfirmed(&mut self) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        if session.rotates == Some(false) || session.refresh_unconfirmed {
+            return;
+        }
+        session.refresh_unconfirmed = true;
+        let marked = session.clone();
+        if let Err(error) = self.persist(marked).await {
+            tracing::warn!(profile = %self.info.name, error = %format!("{error:#}"), "cannot record the refresh about to start; a crash before its result is stored may need a login");
+        }
     }
 
     /// Ends the refresh in flight with `outcome` for every waiter.
@@ -249,12 +269,20 @@ impl<S: TokenSource> ProfileTask<S> {
             .username()
             .map(str::to_owned)
             .or_else(|| old.username.clone());
-        let changed =
-            rotated_refresh_token.is_some() || new_device.is_some() || username != old.username;
+        let rotates = Some(rotated_refresh_token.is_some());
+        // The held session may carry the mark of this refresh (set after `old` was copied).
+        let marked = self.session.as_ref().is_some_and(|s| s.refresh_unconfirmed);
+        let changed = rotated_refresh_token.is_some()
+            || new_device.is_some()
+            || username != old.username
+            || rotates != old.rotates
+            || marked;
         let session = StoredSession {
             refresh_token: rotated_refresh_token.unwrap_or(old.refresh_token),
             username,
             device: new_device.or(old.device),
+            rotates,
+            refresh_unconfirmed: false,
         };
         let persisted = if changed {
             self.persist(session.clone()).await
@@ -281,11 +309,8 @@ impl<S: TokenSource> ProfileTask<S> {
             refresh_token,
             device,
         } = success;
-        let session = StoredSession {
-            refresh_token,
-            username: tokens.username().map(str::to_owned),
-            device,
-        };
+        let session =
+            StoredSession::new(refresh_token, tokens.username().map(str::to_owned), device);
         let persisted = self.persist(session.clone()).await;
         if let Err(error) = &persisted {
             tracing::error!(profile = %self.info.name, error = %format!("{error:#}"), "cannot persist the session; keeping it in memory and retrying");
