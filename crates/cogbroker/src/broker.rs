@@ -51,7 +51,8 @@ use state::{Snapshot, rfc3339};
 pub use types::{AnswerInput, BrokerEvent, IssuedToken, LoginOutcome, ProfileStatus, TokenKind};
 use upstream::Upstreams;
 
-/// The env var naming a failpoint (a test hook, see docs/configuration.md).
+/// The env var naming a failpoint (a test hook of debug builds, see docs/configuration.md;
+/// release builds ignore it).
 pub const FAILPOINT_VAR: &str = "COGBROKER_FAILPOINT";
 /// The failpoint that aborts the process after a refresh reply arrived and before the rotated
 /// refresh token is persisted (crash-consistency tests).
@@ -183,7 +184,13 @@ impl Broker {
         entropy: Arc<dyn Entropy>,
         options: BrokerOptions,
     ) -> anyhow::Result<Self> {
-        let failpoint = options.env.var(FAILPOINT_VAR).filter(|v| !v.is_empty());
+        let mut failpoint = options.env.var(FAILPOINT_VAR).filter(|v| !v.is_empty());
+        if !cfg!(debug_assertions) && failpoint.take().is_some() {
+            // A crash hook has no place in a build people run: release builds ignore it.
+            tracing::warn!(
+                "{FAILPOINT_VAR} is set but failpoints exist only in debug builds; ignored"
+            );
+        }
         if let Some(failpoint) = &failpoint {
             if failpoint != FAILPOINT_AFTER_REFRESH_BEFORE_PERSIST {
                 anyhow::bail!(

@@ -296,17 +296,78 @@ pub fn default_path(env: &dyn EnvSource) -> PathBuf {
 /// Reads and validates the file at `path`, then applies `COGBROKER_*` overrides from `env`.
 /// The error is a [`ConfigErrors`] (downcast it to inspect) or an IO error naming the file.
 pub fn load(path: &Path, env: &dyn EnvSource) -> anyhow::Result<Config> {
-    use std::os::unix::fs::PermissionsExt;
-    let text = std::fs::read_to_string(path).map_err(|error| {
+    use std::io::Read as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let cannot_read = |error: std::io::Error| {
         anyhow::anyhow!(
             "cannot read the config file {}: {error} (see docs/configuration.md)",
             path.display()
         )
-    })?;
-    let readable_by_others = std::fs::metadata(path)
-        .map(|meta| meta.permissions().mode() & 0o077 != 0)
-        .unwrap_or(false);
+    };
+    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+    // The checks look at the file that was opened, so it cannot be swapped between check and read.
+    let meta = file.metadata().map_err(cannot_read)?;
+    check_ownership(path, &meta, rustix::process::geteuid().as_raw())?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(cannot_read)?;
+    let readable_by_others = meta.mode() & 0o077 != 0;
     Ok(parse_with(&text, path, env, readable_by_others)?)
+}
+
+/// The config file can run commands and names the endpoints that receive passwords and refresh
+/// tokens, so like ssh's own config it must be ours (or root's) and writable by nobody else,
+/// and so must the directory holding it (else another user could replace it).
+fn check_ownership(path: &Path, meta: &std::fs::Metadata, uid: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let shown = path.display();
+    if !meta.is_file() {
+        anyhow::bail!("the config file {shown} is not a regular file");
+    }
+    if meta.uid() != uid && meta.uid() != 0 {
+        anyhow::bail!(
+            "refusing the config file {shown}: it belongs to uid {}, not to you (uid {uid}); it can run commands and names the endpoints that receive your secrets, so it must be yours",
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "refusing the config file {shown}: group or others may write it (mode {:04o}); it can run commands and names the endpoints that receive your secrets: chmod go-w {shown}",
+            meta.mode() & 0o7777
+        );
+    }
+    let real = std::fs::canonicalize(path)
+        .map_err(|error| anyhow::anyhow!("cannot resolve the config file {shown}: {error}"))?;
+    if let Some(dir) = real.parent() {
+        let dir_meta = std::fs::metadata(dir).map_err(|error| {
+            anyhow::anyhow!(
+                "cannot inspect {}, the config file's directory: {error}",
+                dir.display()
+            )
+        })?;
+        let sticky = dir_meta.mode() & 0o1000 != 0;
+        if (dir_meta.uid() != uid && dir_meta.uid() != 0)
+            || (dir_meta.mode() & 0o022 != 0 && !sticky)
+        {
+            anyhow::bail!(
+                "refusing the config file {shown}: its directory {} may be written by another user (owner uid {}, mode {:04o}), who could replace the file: chmod go-w {}",
+                dir.display(),
+                dir_meta.uid(),
+                dir_meta.mode() & 0o7777,
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The URL names this machine's loopback interface.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }
 
 /// Like [`load`], but a missing file gives the defaults with no profiles.
@@ -863,6 +924,17 @@ fn validate_profile(
     let endpoint = raw.endpoint.and_then(|value| {
         let span = value.span();
         match Url::parse(value.get_ref()) {
+            Ok(url) if url.scheme() == "http" && url.host().is_some() && !is_loopback(&url) => {
+                ctx.error_at(
+                    span,
+                    &key("endpoint"),
+                    format!(
+                        "{:?} is plain http to another host: passwords and refresh tokens would cross the network in cleartext; use https, or http only to 127.0.0.1, [::1] or localhost (an emulator)",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
                 Some(url)
             }

@@ -205,6 +205,22 @@ fn device_from_record(record: &DeviceRecord) -> DeviceCredentials {
     }
 }
 
+/// A temp file [`FileStore`] writes: exactly `.{profile}.json.tmp-{pid}-{n}`. A session file
+/// always ends in `.json`, so no profile name (even `.x.tmp-y`) is ever taken for one.
+fn is_stale_temp(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('.') else {
+        return false;
+    };
+    let Some((_, suffix)) = rest.rsplit_once(".json.tmp-") else {
+        return false;
+    };
+    let mut parts = suffix.split('-');
+    let digits = |part: Option<&str>| {
+        part.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
+}
+
 fn encode_record(session: &StoredSession) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let record = Record {
         version: FORMAT_VERSION,
@@ -373,7 +389,7 @@ impl FileStore {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with('.') && name.contains(".tmp-") {
+            if is_stale_temp(&name) {
                 fs::remove_file(entry.path()).with_context(|| {
                     format!(
                         "cannot remove the stale temp file {}",

@@ -204,9 +204,23 @@ pub(crate) fn describe_error(error: &cognito_auth::Error) -> String {
     }
 }
 
-/// Cognito's message in our error style: no trailing period.
-fn service_message(message: &str) -> String {
-    message.trim().trim_end_matches('.').to_owned()
+/// The longest piece of an upstream's message we repeat (in API errors and logs).
+const MAX_SERVICE_MESSAGE: usize = 200;
+
+/// Cognito's message in our error style: no trailing period, no control characters, at most
+/// [`MAX_SERVICE_MESSAGE`] characters. It comes from the network: a hostile or broken endpoint
+/// must not fill logs or forge log lines through it.
+pub(crate) fn service_message(message: &str) -> String {
+    let clean: String = message
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean = clean.trim().trim_end_matches('.');
+    match clean.char_indices().nth(MAX_SERVICE_MESSAGE) {
+        Some((cut, _)) => format!("{}…", clean[..cut].trim_end()),
+        None => clean.to_owned(),
+    }
 }
 
 /// Maps a login-step failure to the API error. Wrong credentials are `invalid_credentials`.
@@ -262,5 +276,31 @@ pub(crate) fn map_login_error(error: &cognito_auth::Error) -> BrokerError {
             ErrorClass::NeedsUser => BrokerError::NotAuthorized(describe_error(error)),
             ErrorClass::Terminal => BrokerError::Misconfigured(describe_error(error)),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_messages_are_bounded_and_cannot_forge_log_lines() {
+        assert_eq!(
+            service_message(" Incorrect username or password. "),
+            "Incorrect username or password"
+        );
+        assert_eq!(
+            service_message("bad\nlevel=ERROR fake=1\r\u{1b}[31m"),
+            "bad level=ERROR fake=1  [31m"
+        );
+        let long = "x".repeat(10_000);
+        let shown = service_message(&long);
+        assert_eq!(shown.chars().count(), MAX_SERVICE_MESSAGE + 1);
+        assert!(shown.ends_with('…'));
+        let multibyte = "é".repeat(300);
+        assert_eq!(
+            service_message(&multibyte).chars().count(),
+            MAX_SERVICE_MESSAGE + 1
+        );
     }
 }
