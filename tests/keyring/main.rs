@@ -73,6 +73,8 @@ fn session(refresh_token: &str, with_device: bool) -> StoredSession {
             device_group_key: "-AbCdEfGh".to_owned(),
             device_password: DevicePassword::new("keyring-e2e-device-password"),
         }),
+        rotates: None,
+        refresh_unconfirmed: false,
     }
 }
 

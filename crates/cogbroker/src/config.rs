@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use cognito_auth::secret::ClientSecret;
 use cognito_auth::{AuthFlow, EndpointVariant, UserPoolId};
-use secrecy::SecretString;
 use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
@@ -23,8 +22,6 @@ use url::Url;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7467";
 /// The longest Unix socket path (`sun_path` holds 108 bytes including the terminating NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
-/// The longest a secret command may run before it is killed.
-pub const SECRET_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -215,81 +212,6 @@ impl SecretSource {
             Self::Literal(_) => "literal value in the config file".to_owned(),
         }
     }
-
-    /// Resolves the secret now. `what` is the key ("client_secret", "password"); errors name the
-    /// profile and the source, never the value.
-    pub async fn resolve(
-        &self,
-        profile: &ProfileName,
-        what: &str,
-        env: &dyn EnvSource,
-    ) -> Result<SecretString, SecretSourceError> {
-        let failed = |reason: String| SecretSourceError {
-            profile: profile.to_string(),
-            key: what.to_owned(),
-            source_description: self.describe(),
-            reason,
-        };
-        let value = match self {
-            Self::Literal(secret) => secret.expose_secret().to_owned(),
-            Self::Env(name) => env
-                .var(name)
-                .ok_or_else(|| failed(format!("{name} is not set")))?,
-            Self::Command(command) => run_secret_command(command).await.map_err(failed)?,
-            Self::Keyring => {
-                let account = format!("{profile}/{what}");
-                match crate::store::keyring_secret(&account).await {
-                    Ok(Some(value)) => value,
-                    Ok(None) => {
-                        return Err(failed(format!(
-                            "no keyring entry for service \"cogbroker\", user {account:?}"
-                        )));
-                    }
-                    Err(error) => return Err(failed(format!("{error:#}"))),
-                }
-            }
-        };
-        let trimmed = value.trim();
-        if trimmed.is_empty() {
-            return Err(failed("the secret is empty".to_owned()));
-        }
-        Ok(SecretString::from(trimmed.to_owned()))
-    }
-}
-
-/// A secret source that could not produce its secret. Never contains the secret.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("profile {profile}: {key} from {source_description}: {reason}")]
-pub struct SecretSourceError {
-    /// The profile.
-    pub profile: String,
-    /// The key ("client_secret" or "password").
-    pub key: String,
-    /// [`SecretSource::describe`].
-    pub source_description: String,
-    /// What went wrong.
-    pub reason: String,
-}
-
-async fn run_secret_command(command: &str) -> Result<String, String> {
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|error| format!("cannot run sh: {error}"))?;
-    let output = tokio::time::timeout(SECRET_COMMAND_TIMEOUT, child.wait_with_output())
-        .await
-        .map_err(|_| format!("timed out after {}s", SECRET_COMMAND_TIMEOUT.as_secs()))?
-        .map_err(|error| format!("failed: {error}"))?;
-    let stdout = zeroize::Zeroizing::new(output.stdout);
-    if !output.status.success() {
-        return Err(format!("exited with {}", output.status));
-    }
-    String::from_utf8(stdout.to_vec()).map_err(|_| "printed something that is not UTF-8".to_owned())
 }
 
 /// The environment, behind a trait so tests pass a map.
@@ -374,17 +296,78 @@ pub fn default_path(env: &dyn EnvSource) -> PathBuf {
 /// Reads and validates the file at `path`, then applies `COGBROKER_*` overrides from `env`.
 /// The error is a [`ConfigErrors`] (downcast it to inspect) or an IO error naming the file.
 pub fn load(path: &Path, env: &dyn EnvSource) -> anyhow::Result<Config> {
-    use std::os::unix::fs::PermissionsExt;
-    let text = std::fs::read_to_string(path).map_err(|error| {
+    use std::io::Read as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let cannot_read = |error: std::io::Error| {
         anyhow::anyhow!(
             "cannot read the config file {}: {error} (see docs/configuration.md)",
             path.display()
         )
-    })?;
-    let readable_by_others = std::fs::metadata(path)
-        .map(|meta| meta.permissions().mode() & 0o077 != 0)
-        .unwrap_or(false);
+    };
+    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+    // The checks look at the file that was opened, so it cannot be swapped between check and read.
+    let meta = file.metadata().map_err(cannot_read)?;
+    check_ownership(path, &meta, rustix::process::geteuid().as_raw())?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(cannot_read)?;
+    let readable_by_others = meta.mode() & 0o077 != 0;
     Ok(parse_with(&text, path, env, readable_by_others)?)
+}
+
+/// The config file can run commands and names the endpoints that receive passwords and refresh
+/// tokens, so like ssh's own config it must be ours (or root's) and writable by nobody else,
+/// and so must the directory holding it (else another user could replace it).
+fn check_ownership(path: &Path, meta: &std::fs::Metadata, uid: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let shown = path.display();
+    if !meta.is_file() {
+        anyhow::bail!("the config file {shown} is not a regular file");
+    }
+    if meta.uid() != uid && meta.uid() != 0 {
+        anyhow::bail!(
+            "refusing the config file {shown}: it belongs to uid {}, not to you (uid {uid}); it can run commands and names the endpoints that receive your secrets, so it must be yours",
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "refusing the config file {shown}: group or others may write it (mode {:04o}); it can run commands and names the endpoints that receive your secrets: chmod go-w {shown}",
+            meta.mode() & 0o7777
+        );
+    }
+    let real = std::fs::canonicalize(path)
+        .map_err(|error| anyhow::anyhow!("cannot resolve the config file {shown}: {error}"))?;
+    if let Some(dir) = real.parent() {
+        let dir_meta = std::fs::metadata(dir).map_err(|error| {
+            anyhow::anyhow!(
+                "cannot inspect {}, the config file's directory: {error}",
+                dir.display()
+            )
+        })?;
+        let sticky = dir_meta.mode() & 0o1000 != 0;
+        if (dir_meta.uid() != uid && dir_meta.uid() != 0)
+            || (dir_meta.mode() & 0o022 != 0 && !sticky)
+        {
+            anyhow::bail!(
+                "refusing the config file {shown}: its directory {} may be written by another user (owner uid {}, mode {:04o}), who could replace the file: chmod go-w {}",
+                dir.display(),
+                dir_meta.uid(),
+                dir_meta.mode() & 0o7777,
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The URL names this machine's loopback interface.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }
 
 /// Like [`load`], but a missing file gives the defaults with no profiles.
@@ -941,6 +924,17 @@ fn validate_profile(
     let endpoint = raw.endpoint.and_then(|value| {
         let span = value.span();
         match Url::parse(value.get_ref()) {
+            Ok(url) if url.scheme() == "http" && url.host().is_some() && !is_loopback(&url) => {
+                ctx.error_at(
+                    span,
+                    &key("endpoint"),
+                    format!(
+                        "{:?} is plain http to another host: passwords and refresh tokens would cross the network in cleartext; use https, or http only to 127.0.0.1, [::1] or localhost (an emulator)",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
                 Some(url)
             }

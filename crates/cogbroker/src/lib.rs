@@ -24,6 +24,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod listen;
+pub mod secrets;
 pub mod serve;
 pub mod server;
 pub mod store;

@@ -122,8 +122,7 @@ impl ApiError {
 
 impl From<BrokerError> for ApiError {
     fn from(error: BrokerError) -> Self {
-        let status =
-            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = status_of(&error);
         if let BrokerError::Internal(_) = error {
             // Internal failures are logged in full here and answered plainly.
             tracing::error!(error = format_args!("{error:#}"), "request failed");
@@ -137,6 +136,28 @@ impl From<BrokerError> for ApiError {
             code: error.code(),
             message: error.to_string(),
             retry_after: error.retry_after(),
+        }
+    }
+}
+
+/// The HTTP status of a broker error: the only place that knows it.
+pub fn status_of(error: &BrokerError) -> StatusCode {
+    match error {
+        BrokerError::UnknownProfile(_) | BrokerError::UnknownLogin => StatusCode::NOT_FOUND,
+        BrokerError::LoginInProgress => StatusCode::CONFLICT,
+        BrokerError::LoginRequired { .. } | BrokerError::NotAuthorized(_) => {
+            StatusCode::UNAUTHORIZED
+        }
+        BrokerError::UpstreamUnavailable { .. } | BrokerError::ShuttingDown => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        BrokerError::CodeMismatch(_)
+        | BrokerError::InvalidPassword(_)
+        | BrokerError::ChallengeExpired
+        | BrokerError::Unsupported(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        BrokerError::BadInput { .. } => StatusCode::BAD_REQUEST,
+        BrokerError::Misconfigured(_) | BrokerError::Internal(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
         }
     }
 }
@@ -820,7 +841,7 @@ async fn cancel_login(
     _: NoQuery,
 ) -> Result<Response, ApiError> {
     let login_id = login_id(path)?;
-    state.broker.cancel_login(&login_id)?;
+    state.broker.cancel_login(&login_id).await?;
     Ok(axum::Json(json!({ "status": "cancelled" })).into_response())
 }
 

@@ -39,6 +39,30 @@ pub struct StoredSession {
     pub username: Option<String>,
     /// The remembered device, if any.
     pub device: Option<DeviceCredentials>,
+    /// Whether this session's refresh tokens rotate, as learned from its last refresh (`None`
+    /// before the first): a refresh may replace the stored token.
+    pub rotates: Option<bool>,
+    /// A refresh of a rotating session was sent and its result is not stored yet: the upstream
+    /// may already hold a new refresh token and keep the old one only for its grace period, so
+    /// a restart must refresh at once rather than wait for a caller.
+    pub refresh_unconfirmed: bool,
+}
+
+impl StoredSession {
+    /// A new session from a login: nothing known about rotation yet.
+    pub fn new(
+        refresh_token: RefreshToken,
+        username: Option<String>,
+        device: Option<DeviceCredentials>,
+    ) -> Self {
+        Self {
+            refresh_token,
+            username,
+            device,
+            rotates: None,
+            refresh_unconfirmed: false,
+        }
+    }
 }
 
 impl fmt::Debug for StoredSession {
@@ -47,6 +71,8 @@ impl fmt::Debug for StoredSession {
             .field("refresh_token", &self.refresh_token)
             .field("username", &self.username)
             .field("device", &self.device.as_ref().map(|d| &d.device_key))
+            .field("rotates", &self.rotates)
+            .field("refresh_unconfirmed", &self.refresh_unconfirmed)
             .finish()
     }
 }
@@ -115,6 +141,16 @@ struct Record {
     username: Option<String>,
     #[serde(default)]
     device: Option<DeviceRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotates: Option<bool>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    refresh_unconfirmed: bool,
+}
+
+// Serde's `skip_serializing_if` takes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// The keyring keeps the refresh token alone (Windows limits a blob to 2560 bytes) and this
@@ -127,6 +163,10 @@ struct MetaRecord {
     username: Option<String>,
     #[serde(default)]
     device: Option<DeviceRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rotates: Option<bool>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    refresh_unconfirmed: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -165,12 +205,30 @@ fn device_from_record(record: &DeviceRecord) -> DeviceCredentials {
     }
 }
 
+/// A temp file [`FileStore`] writes: exactly `.{profile}.json.tmp-{pid}-{n}`. A session file
+/// always ends in `.json`, so no profile name (even `.x.tmp-y`) is ever taken for one.
+fn is_stale_temp(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix('.') else {
+        return false;
+    };
+    let Some((_, suffix)) = rest.rsplit_once(".json.tmp-") else {
+        return false;
+    };
+    let mut parts = suffix.split('-');
+    let digits = |part: Option<&str>| {
+        part.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
+}
+
 fn encode_record(session: &StoredSession) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let record = Record {
         version: FORMAT_VERSION,
         refresh_token: session.refresh_token.expose_secret().to_owned(),
         username: session.username.clone(),
         device: session.device.as_ref().map(device_record),
+        rotates: session.rotates,
+        refresh_unconfirmed: session.refresh_unconfirmed,
     };
     Ok(Zeroizing::new(
         serde_json::to_vec(&record).context("cannot encode the session")?,
@@ -197,6 +255,8 @@ fn decode_record(bytes: &[u8], what: &str) -> anyhow::Result<StoredSession> {
         refresh_token: RefreshToken::new(record.refresh_token.clone()),
         username: record.username.clone(),
         device: record.device.as_ref().map(device_from_record),
+        rotates: record.rotates,
+        refresh_unconfirmed: record.refresh_unconfirmed,
     })
 }
 
@@ -329,7 +389,7 @@ impl FileStore {
             let entry = entry?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with('.') && name.contains(".tmp-") {
+            if is_stale_temp(&name) {
                 fs::remove_file(entry.path()).with_context(|| {
                     format!(
                         "cannot remove the stale temp file {}",
@@ -628,6 +688,8 @@ impl SecretStore for KeyringStore {
                 device: meta
                     .as_ref()
                     .and_then(|m| m.device.as_ref().map(device_from_record)),
+                rotates: meta.as_ref().and_then(|m| m.rotates),
+                refresh_unconfirmed: meta.as_ref().is_some_and(|m| m.refresh_unconfirmed),
             }))
         })?
     }
@@ -639,6 +701,8 @@ impl SecretStore for KeyringStore {
                 version: FORMAT_VERSION,
                 username: session.username.clone(),
                 device: session.device.as_ref().map(device_record),
+                rotates: session.rotates,
+                refresh_unconfirmed: session.refresh_unconfirmed,
             })
             .context("cannot encode the session record")?,
         );

@@ -11,7 +11,9 @@ use super::policy::{Backoff, TokenTimes};
 /// What a profile looks like right now. Replaced, never mutated in place.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Snapshot {
-    /// Bumped on every publish; lets single-flight tell "something changed since I looked".
+    /// Bumped whenever the tokens, the session or the failure state change (not for the
+    /// `refreshing`/`login` flags): lets a caller's refresh request tell "something already
+    /// happened since I looked".
     pub(crate) generation: u64,
     /// The current access and ID tokens.
     pub(crate) tokens: Option<Arc<TokenSet>>,
@@ -33,6 +35,33 @@ pub(crate) struct Snapshot {
     pub(crate) device_remembered: bool,
     /// The stored session could not be read at startup.
     pub(crate) store_error: Option<String>,
+    /// A refresh (or the unattended login after a refused refresh token) is running.
+    pub(crate) refreshing: bool,
+    /// Where this profile's login stands.
+    pub(crate) login: LoginFlag,
+}
+
+/// Where a profile's login stands, as readers see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum LoginFlag {
+    /// No login is running or waiting.
+    #[default]
+    Idle,
+    /// A login step is running upstream.
+    Busy,
+    /// A challenge waits for a person until then.
+    PendingUntil(SystemTime),
+}
+
+impl LoginFlag {
+    /// A login is running, or waits for an answer that is not yet too late.
+    pub(crate) fn active(self, now: SystemTime) -> bool {
+        match self {
+            Self::Idle => false,
+            Self::Busy => true,
+            Self::PendingUntil(expires_at) => expires_at > now,
+        }
+    }
 }
 
 impl Snapshot {

@@ -10,7 +10,29 @@ use std::sync::mpsc as std_mpsc;
 use cognito_auth::env::OsEntropy;
 use cognito_emulator::{Emulator, Fault, RunningEmulator, Seed};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use cognito_auth::secret::OneTimeCode;
+use cognito_auth::{Challenge, ChallengeAnswer, MfaType};
+use secrecy::ExposeSecret;
+
+use super::challenge::{build_answer, describe_challenge};
+use super::policy::Backoff;
+use super::profile::random_fraction;
+use super::state::unix_seconds;
 use super::*;
+use crate::config::ProfileName;
+use crate::store::StoredSession;
+
+/// The HTTP status the server answers this error with.
+fn http_status(error: &BrokerError) -> u16 {
+    crate::server::status_of(error).as_u16()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 use crate::config::parse;
 use crate::store::{FileStore, MemoryStore};
 
@@ -48,6 +70,12 @@ status = "FORCE_CHANGE_PASSWORD"
 [[pools.clients]]
 id = "short"
 session_ttl = 60
+
+[[pools.clients]]
+id = "graced"
+access_token_ttl = 20
+id_token_ttl = 20
+rotation = { enabled = true, grace_seconds = 30 }
 
 [[pools]]
 id = "us-east-1_Devices"
@@ -115,6 +143,11 @@ user_pool_id = "{POOL}"
 client_id = "cli"
 username = "alice"
 password = {{ env = "ALICE_PW" }}
+endpoint = "{endpoint}"
+[profiles.graced]
+user_pool_id = "{POOL}"
+client_id = "graced"
+username = "alice"
 endpoint = "{endpoint}"
 [profiles.newbie]
 user_pool_id = "{POOL}"
@@ -225,7 +258,7 @@ async fn srp_login_then_token_from_the_cache() {
         .token("dev", TokenKind::Access, None)
         .await
         .unwrap_err();
-    assert_eq!((error.code(), error.status()), ("login_required", 401));
+    assert_eq!((error.code(), http_status(&error)), ("login_required", 401));
 
     let mut events = broker.subscribe();
     let outcome = broker
@@ -358,7 +391,7 @@ async fn upstream_down_with_a_valid_token_serves_it_degraded() {
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(
-        (error.code(), error.status()),
+        (error.code(), http_status(&error)),
         ("upstream_unavailable", 503)
     );
     assert!(error.retry_after().is_some());
@@ -406,7 +439,7 @@ async fn a_revoked_refresh_token_needs_a_login_after_exactly_one_call() {
         .token("dev", TokenKind::Access, None)
         .await
         .unwrap_err();
-    assert_eq!((error.code(), error.status()), ("login_required", 401));
+    assert_eq!((error.code(), http_status(&error)), ("login_required", 401));
     assert!(error.to_string().contains("cogbroker login dev"), "{error}");
     assert_eq!(harness.calls(REFRESH), 1);
     // No further upstream calls: not from callers, not from the tick.
@@ -447,7 +480,10 @@ async fn a_revoked_refresh_token_is_replaced_by_an_unattended_login() {
 /// A store that records saves and can hold a save until the test releases it.
 struct GatedStore {
     inner: MemoryStore,
+    /// The refresh tokens of the sessions saved (logins, refresh results).
     saved: Mutex<Vec<String>>,
+    /// Saves of a session marked with a refresh under way.
+    marks: std::sync::atomic::AtomicUsize,
     gate: Mutex<Option<(std_mpsc::Sender<()>, std_mpsc::Receiver<()>)>>,
     fail: std::sync::atomic::AtomicBool,
 }
@@ -457,6 +493,7 @@ impl GatedStore {
         Self {
             inner: MemoryStore::default(),
             saved: Mutex::new(Vec::new()),
+            marks: std::sync::atomic::AtomicUsize::new(0),
             gate: Mutex::new(None),
             fail: std::sync::atomic::AtomicBool::new(false),
         }
@@ -471,14 +508,19 @@ impl SecretStore for GatedStore {
         self.inner.load(profile)
     }
     fn save(&self, profile: &ProfileName, session: &StoredSession) -> anyhow::Result<()> {
-        if let Some((started, release)) = lock(&self.gate).take() {
+        if session.refresh_unconfirmed {
+            // The mark written before a refresh that may rotate: counted apart, never held.
+            self.marks.fetch_add(1, Ordering::SeqCst);
+        } else if let Some((started, release)) = lock(&self.gate).take() {
             started.send(()).unwrap();
             release.recv().unwrap();
         }
         if self.fail.load(Ordering::SeqCst) {
             anyhow::bail!("the keyring is locked");
         }
-        lock(&self.saved).push(session.refresh_token.expose_secret().to_owned());
+        if !session.refresh_unconfirmed {
+            lock(&self.saved).push(session.refresh_token.expose_secret().to_owned());
+        }
         self.inner.save(profile, session)
     }
     fn erase(&self, profile: &ProfileName) -> anyhow::Result<()> {
@@ -520,9 +562,7 @@ async fn a_rotated_refresh_token_is_persisted_before_the_new_tokens_are_publishe
     let saved = lock(&store.saved).clone();
     assert_eq!(saved.len(), 2);
     assert_ne!(saved[0], saved[1], "the rotated refresh token was saved");
-    let held = lock(&broker.inner.slots["dev"].session)
-        .as_ref()
-        .map(|s| s.refresh_token.expose_secret().to_owned());
+    let held = broker.held_refresh_token("dev").await;
     assert_eq!(held.as_deref(), Some(saved[1].as_str()));
 }
 
@@ -544,13 +584,12 @@ async fn a_failed_persist_keeps_serving_and_retries_on_the_tick() {
     assert_eq!(harness.calls(REFRESH), 2);
     store.fail.store(false, Ordering::SeqCst);
     broker.tick();
+    // Asked after the tick, answered once the tick's persist retry is done.
+    let held = broker.held_refresh_token("dev").await;
     broker.drain().await;
     let status = broker.status("dev").unwrap();
     assert!(!status.persistence_degraded, "{status:?}");
     let saved = lock(&store.saved).clone();
-    let held = lock(&broker.inner.slots["dev"].session)
-        .as_ref()
-        .map(|s| s.refresh_token.expose_secret().to_owned());
     assert_eq!(saved.last().map(String::as_str), held.as_deref());
 }
 
@@ -706,13 +745,16 @@ async fn mfa_challenge_wrong_code_then_right_code() {
         .login("mfa", Some(Password::new(TINA_PASSWORD)))
         .await
         .unwrap_err();
-    assert_eq!((second.code(), second.status()), ("login_in_progress", 409));
+    assert_eq!(
+        (second.code(), http_status(&second)),
+        ("login_in_progress", 409)
+    );
 
     let missing = broker
         .answer(&login_id, AnswerInput::default())
         .await
         .unwrap_err();
-    assert_eq!((missing.code(), missing.status()), ("bad_input", 400));
+    assert_eq!((missing.code(), http_status(&missing)), ("bad_input", 400));
 
     let right = harness.emulator.handle().totp_code(POOL, "tina").unwrap();
     let wrong = if right == "000000" {
@@ -730,7 +772,7 @@ async fn mfa_challenge_wrong_code_then_right_code() {
         )
         .await
         .unwrap_err();
-    assert_eq!((error.code(), error.status()), ("code_mismatch", 422));
+    assert_eq!((error.code(), http_status(&error)), ("code_mismatch", 422));
 
     let right = harness.emulator.handle().totp_code(POOL, "tina").unwrap();
     let outcome = broker
@@ -752,7 +794,7 @@ async fn mfa_challenge_wrong_code_then_right_code() {
         .answer(&login_id, AnswerInput::default())
         .await
         .unwrap_err();
-    assert_eq!((gone.code(), gone.status()), ("unknown_login", 404));
+    assert_eq!((gone.code(), http_status(&gone)), ("unknown_login", 404));
 }
 
 #[tokio::test]
@@ -766,9 +808,9 @@ async fn a_pending_login_can_be_cancelled_and_expires() {
     let LoginOutcome::Challenge { login_id, .. } = outcome else {
         panic!("{outcome:?}")
     };
-    broker.cancel_login(&login_id).unwrap();
+    broker.cancel_login(&login_id).await.unwrap();
     assert_eq!(
-        broker.cancel_login(&login_id).unwrap_err().code(),
+        broker.cancel_login(&login_id).await.unwrap_err().code(),
         "unknown_login"
     );
     assert_eq!(broker.status("mfa").unwrap().state, "logged_out");
@@ -792,7 +834,10 @@ async fn a_pending_login_can_be_cancelled_and_expires() {
         )
         .await
         .unwrap_err();
-    assert_eq!((error.code(), error.status()), ("challenge_expired", 422));
+    assert_eq!(
+        (error.code(), http_status(&error)),
+        ("challenge_expired", 422)
+    );
     // A new login is possible again.
     let outcome = broker
         .login("mfa", Some(Password::new(TINA_PASSWORD)))
@@ -809,7 +854,10 @@ async fn wrong_password_is_invalid_credentials() {
         .login("dev", Some(Password::new("Wrong-Passw0rd!")))
         .await
         .unwrap_err();
-    assert_eq!((error.code(), error.status()), ("invalid_credentials", 401));
+    assert_eq!(
+        (error.code(), http_status(&error)),
+        ("invalid_credentials", 401)
+    );
     assert!(!error.to_string().contains("Wrong-Passw0rd"));
     // The failed login does not block the next one.
     broker
@@ -821,7 +869,7 @@ async fn wrong_password_is_invalid_credentials() {
         .login("dev", None)
         .await
         .unwrap_err();
-    assert_eq!((missing.code(), missing.status()), ("bad_input", 400));
+    assert_eq!((missing.code(), http_status(&missing)), ("bad_input", 400));
 }
 
 #[tokio::test]
@@ -861,9 +909,12 @@ async fn unknown_profile() {
         .token("nope", TokenKind::Access, None)
         .await
         .unwrap_err();
-    assert_eq!((error.code(), error.status()), ("unknown_profile", 404));
-    assert_eq!(broker.status("nope").unwrap_err().status(), 404);
-    assert_eq!(broker.profiles().len(), 7);
+    assert_eq!(
+        (error.code(), http_status(&error)),
+        ("unknown_profile", 404)
+    );
+    assert_eq!(http_status(&broker.status("nope").unwrap_err()), 404);
+    assert_eq!(broker.profiles().len(), 8);
 }
 
 #[test]
@@ -917,7 +968,11 @@ fn error_codes_and_statuses() {
         (BrokerError::Internal(anyhow::anyhow!("m")), "internal", 500),
     ];
     for (error, code, status) in cases {
-        assert_eq!((error.code(), error.status()), (code, status), "{error}");
+        assert_eq!(
+            (error.code(), http_status(&error)),
+            (code, status),
+            "{error}"
+        );
         let text = error.to_string();
         assert_eq!(text, text.trim_end_matches('.'), "no trailing period");
     }
@@ -1027,7 +1082,10 @@ async fn new_password_required_with_a_policy_failure_stays_pending() {
         ..AnswerInput::default()
     };
     let error = broker.answer(&login_id, weak).await.unwrap_err();
-    assert_eq!((error.code(), error.status()), ("invalid_password", 422));
+    assert_eq!(
+        (error.code(), http_status(&error)),
+        ("invalid_password", 422)
+    );
     assert!(!error.to_string().contains("short"), "{error}");
     let strong = AnswerInput {
         new_password: Some(Password::new("Brand-New-Passw0rd!")),
@@ -1072,7 +1130,10 @@ async fn an_answer_after_the_server_session_expired_is_challenge_expired() {
         )
         .await
         .unwrap_err();
-    assert_eq!((error.code(), error.status()), ("challenge_expired", 422));
+    assert_eq!(
+        (error.code(), http_status(&error)),
+        ("challenge_expired", 422)
+    );
     assert_eq!(
         broker
             .answer(&login_id, AnswerInput::default())
@@ -1372,6 +1433,8 @@ async fn a_black_hole_upstream_gets_503_within_the_deadline() {
                 refresh_token: cognito_auth::secret::RefreshToken::new("stored-refresh-token"),
                 username: Some("alice".to_owned()),
                 device: None,
+                rotates: None,
+                refresh_unconfirmed: false,
             },
         )
         .unwrap();
@@ -1395,7 +1458,7 @@ async fn a_black_hole_upstream_gets_503_within_the_deadline() {
         .unwrap_err();
     let elapsed = started.elapsed();
     assert_eq!(
-        (error.code(), error.status()),
+        (error.code(), http_status(&error)),
         ("upstream_unavailable", 503)
     );
     assert!(elapsed <= Duration::from_millis(10_100), "{elapsed:?}");
@@ -1510,6 +1573,8 @@ async fn restored_broker(endpoint: &str, store: Arc<MemoryStore>) -> Broker {
                 refresh_token: cognito_auth::secret::RefreshToken::new("stored-refresh-token"),
                 username: Some("alice".to_owned()),
                 device: None,
+                rotates: None,
+                refresh_unconfirmed: false,
             },
         )
         .unwrap();
@@ -1586,7 +1651,7 @@ async fn malformed_upstream_replies_are_upstream_errors_and_nothing_is_cached() 
             .await
             .unwrap_err();
         assert_eq!(
-            (error.code(), error.status()),
+            (error.code(), http_status(&error)),
             ("upstream_unavailable", 503),
             "{case}: {error}"
         );
@@ -1660,7 +1725,7 @@ async fn srp_with_a_degenerate_server_value_aborts_the_login() {
             .unwrap_err();
         // Classified as a broken upstream (not a wrong password): the user is not blamed.
         assert_eq!(
-            (error.code(), error.status()),
+            (error.code(), http_status(&error)),
             ("misconfigured", 500),
             "{error:?}"
         );
@@ -1975,14 +2040,13 @@ async fn a_full_disk_keeps_the_previous_file_and_serves_tokens() {
     // Room again: the tick's persist retry writes the rotated token.
     std::fs::remove_file(&filler).unwrap();
     broker.tick();
+    // Asked after the tick, answered once the tick's persist retry is done.
+    let held = broker.held_refresh_token("dev").await;
     broker.drain().await;
     let status = broker.status("dev").unwrap();
     assert!(!status.persistence_degraded, "{status:?}");
     let saved = store.load(&dev).unwrap().unwrap().refresh_token;
     assert_ne!(saved.expose_secret(), before.expose_secret());
-    let held = lock(&broker.inner.slots["dev"].session)
-        .as_ref()
-        .map(|s| s.refresh_token.expose_secret().to_owned());
     assert_eq!(held.as_deref(), Some(saved.expose_secret()));
 }
 
@@ -2035,7 +2099,7 @@ async fn an_untrusted_tls_certificate_fails_the_connection() {
         .await
         .unwrap_err();
     assert_eq!(
-        (error.code(), error.status()),
+        (error.code(), http_status(&error)),
         ("upstream_unavailable", 503),
         "{error}"
     );
@@ -2084,7 +2148,7 @@ async fn a_herd_on_a_failing_refresh_shares_one_attempt_and_its_outcome() {
     let mut answers = std::collections::HashSet::new();
     for task in herd(&broker) {
         let error = task.await.unwrap().expect_err("no valid token is left");
-        answers.insert((error.code(), error.status()));
+        answers.insert((error.code(), http_status(&error)));
     }
     assert_eq!(
         answers.into_iter().collect::<Vec<_>>(),
@@ -2157,11 +2221,12 @@ async fn a_store_locked_at_start_is_read_again_on_the_tick() {
         .token("dev", TokenKind::Access, None)
         .await
         .unwrap_err();
-    assert_eq!(error.status(), 401, "{error}");
+    assert_eq!(http_status(&error), 401, "{error}");
 
     store.locked.store(false, Ordering::SeqCst);
     broker.tick();
-    broker.drain().await;
+    // Asked after the tick, answered once the tick's store read is done.
+    broker.held_refresh_token("dev").await;
     let status = broker.status("dev").unwrap();
     assert_eq!(status.state, "stale", "{status:?}");
     assert_eq!(status.last_error, None);
@@ -2191,3 +2256,5 @@ async fn limit_exceeded_is_retried_like_throttling() {
     );
     assert_eq!(broker.status("dev").unwrap().state, "fresh");
 }
+
+mod restart;

@@ -322,49 +322,105 @@ fn listen_values() {
     assert!(parse_listen("192.168.1.1:1").is_err());
 }
 
-#[tokio::test]
-async fn secret_sources_resolve_lazily_and_never_show_the_value() {
-    let profile: ProfileName = "p".parse().unwrap();
-    let vars = env(&[("MY_SECRET", "  from-env\n")]);
-    let from_env = SecretSource::Env("MY_SECRET".into())
-        .resolve(&profile, "client_secret", &vars)
-        .await
-        .unwrap();
-    assert_eq!(secrecy::ExposeSecret::expose_secret(&from_env), "from-env");
+const ONE_PROFILE: &str =
+    "[profiles.dev]\nuser_pool_id = \"eu-west-1_AbCdEf123\"\nclient_id = \"c\"\nusername = \"u\"\n";
 
-    let missing = SecretSource::Env("NOPE".into())
-        .resolve(&profile, "client_secret", &vars)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        missing.to_string(),
-        "profile p: client_secret from env var NOPE: NOPE is not set"
-    );
+fn write_config(dir: &Path, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join("config.toml");
+    std::fs::write(&path, ONE_PROFILE).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
 
-    let from_command = SecretSource::Command("printf 'cmd-secret\\n'".into())
-        .resolve(&profile, "password", &vars)
-        .await
-        .unwrap();
-    assert_eq!(
-        secrecy::ExposeSecret::expose_secret(&from_command),
-        "cmd-secret"
-    );
+#[test]
+fn a_config_file_others_may_write_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    for mode in [0o666, 0o620, 0o602] {
+        let path = write_config(dir.path(), mode);
+        let error = load(&path, &env(&[])).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("refusing the config file {}", path.display())),
+            "{error}"
+        );
+        assert!(error.contains("chmod go-w"), "{error}");
+        assert!(error.contains(&format!("mode {:04o}", mode)), "{error}");
+    }
+    for mode in [0o600, 0o644, 0o400] {
+        let path = write_config(dir.path(), mode);
+        load(&path, &env(&[])).unwrap_or_else(|e| panic!("mode {mode:o}: {e:#}"));
+    }
+}
 
-    let failing = SecretSource::Command("echo leaked-value; exit 3".into())
-        .resolve(&profile, "password", &vars)
-        .await
-        .unwrap_err()
-        .to_string();
+#[test]
+fn a_config_file_in_a_directory_others_may_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), 0o600);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let error = load(&path, &env(&[])).unwrap_err().to_string();
+    assert!(error.contains("its directory"), "{error}");
+    assert!(error.contains("mode 0777"), "{error}");
+    // A sticky directory (like /tmp) lets nobody replace another user's file.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    load(&path, &env(&[])).unwrap();
+}
+
+#[test]
+fn a_config_file_of_another_owner_is_refused() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), 0o600);
+    let me = rustix::process::geteuid().as_raw();
+    let (error, owner) = if me == 0 {
+        // As root (CI): the file really belongs to another user, and load refuses it.
+        let other = 4242;
+        std::os::unix::fs::chown(&path, Some(other), None).unwrap();
+        (load(&path, &env(&[])).unwrap_err().to_string(), other)
+    } else {
+        // Not root, a file cannot be given away: check it as a uid that owns neither it nor is
+        // root would.
+        let meta = std::fs::metadata(&path).unwrap();
+        let other = meta.uid() + 4242;
+        let error = check_ownership(&path, &meta, other)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!("not to you (uid {other})")),
+            "{error}"
+        );
+        (error, meta.uid())
+    };
+    assert!(error.starts_with("refusing the config file"), "{error}");
     assert!(
-        failing.starts_with("profile p: password from command: exited with"),
-        "{failing}"
+        error.contains(&format!("it belongs to uid {owner}")),
+        "{error}"
     );
-    assert!(!failing.contains("leaked-value"), "{failing}");
+}
 
-    let empty = SecretSource::Command("true".into())
-        .resolve(&profile, "password", &vars)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(empty.contains("empty"), "{empty}");
+#[test]
+fn plain_http_endpoints_are_allowed_only_to_loopback() {
+    for endpoint in [
+        "http://127.0.0.1:9229",
+        "http://127.1.2.3:80/",
+        "http://[::1]:9229",
+        "http://localhost:9229",
+        "https://cognito-idp.eu-west-1.amazonaws.com",
+        "https://10.0.0.5:443",
+    ] {
+        let text = format!("{ONE_PROFILE}endpoint = \"{endpoint}\"\n");
+        parse(&text, Path::new("c.toml"), &env(&[])).unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+    }
+    for endpoint in [
+        "http://10.0.0.5:9229",
+        "http://cognito.example.com",
+        "http://localhost.evil.example:80",
+    ] {
+        let text = format!("{ONE_PROFILE}endpoint = \"{endpoint}\"\n");
+        let error = parse(&text, Path::new("c.toml"), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("profiles.dev.endpoint"), "{error}");
+        assert!(error.contains("plain http to another host"), "{error}");
+    }
 }

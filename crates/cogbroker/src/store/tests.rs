@@ -17,6 +17,8 @@ fn session(token: &str, with_device: bool) -> StoredSession {
             device_group_key: "-group".to_owned(),
             device_password: DevicePassword::new("device-secret-pw"),
         }),
+        rotates: None,
+        refresh_unconfirmed: false,
     }
 }
 
@@ -119,6 +121,43 @@ fn a_crash_leftover_temp_file_is_removed_and_the_old_session_kept() {
             .expose_secret(),
         "complete"
     );
+}
+
+#[test]
+fn a_profile_named_like_a_temp_file_keeps_its_session_across_restarts() {
+    let state = tempfile::tempdir().unwrap();
+    let store = FileStore::open(state.path()).unwrap();
+    for name in [".x.tmp-y", ".dev.json.tmp-1-2", ".a.tmp-3-4"] {
+        store.save(&profile(name), &session(name, false)).unwrap();
+    }
+    let reopened = FileStore::open(state.path()).unwrap();
+    for name in [".x.tmp-y", ".dev.json.tmp-1-2", ".a.tmp-3-4"] {
+        let kept = reopened.load(&profile(name)).unwrap();
+        assert_eq!(
+            kept.map(|s| s.refresh_token.expose_secret().to_owned())
+                .as_deref(),
+            Some(name),
+            "the session of profile {name} survived"
+        );
+    }
+}
+
+#[test]
+fn only_our_temp_file_names_count_as_stale() {
+    for stale in [".dev.json.tmp-999-0", ".a.b.json.tmp-1-22"] {
+        assert!(is_stale_temp(stale), "{stale}");
+    }
+    for kept in [
+        ".x.tmp-y.json",
+        ".dev.json.tmp-1-2.json",
+        "dev.json.tmp-1-2",
+        ".dev.json.tmp-1",
+        ".dev.json.tmp-1-2-3",
+        ".dev.json.tmp-a-2",
+        ".dev.json.tmp--2",
+    ] {
+        assert!(!is_stale_temp(kept), "{kept}");
+    }
 }
 
 #[test]

@@ -1,0 +1,509 @@
+//! One task per profile owns its session: the refresh token and device (only here and in the
+//! store), the in-flight refresh and its waiters, the pending login, the backoff and the
+//! scheduled background refresh. Commands arrive on a bounded channel with oneshot replies;
+//! network work runs in spawned jobs whose results only this task applies. Readers never come
+//! here for a cached token: they read the published [`Snapshot`] through a `watch`.
+//!
+//! What holds by construction: one refresh at a time (there is one slot for it); persist before
+//! publish (the task awaits the store before it publishes); an old refresh never overwrites a
+//! newer login (a login or logout aborts the in-flight refresh job and answers its waiters
+//! first, and a result is applied only if it comes from the job in the slot).
+
+mod jobs;
+mod login;
+mod refresh;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use cognito_auth::PendingLogin;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{AbortHandle, Id, JoinSet};
+
+use jobs::Done;
+pub(crate) use jobs::Mode;
+pub(crate) use jobs::random_fraction;
+
+use super::error::{AttemptFailure, AttemptOutcome, BrokerError};
+use super::policy::{self, Tuning};
+use super::source::TokenSource;
+use super::state::{LoginFlag, Snapshot};
+use super::{AnswerInput, BrokerEvent, EXPIRED_LOGIN_GRACE, LoginOutcome, Shared};
+use crate::config::ProfileName;
+use crate::store::StoredSession;
+
+/// How many commands may wait for a profile task before senders wait too.
+const COMMAND_QUEUE: usize = 256;
+/// How many expired login ids a profile remembers (to answer `challenge_expired`).
+const EXPIRED_REMEMBERED: usize = 8;
+
+type LoginReply = oneshot::Sender<Result<LoginOutcome, BrokerError>>;
+type UnitReply = oneshot::Sender<Result<(), BrokerError>>;
+
+/// What a profile task is asked to do.
+pub(crate) enum Command {
+    /// Load the stored session (no network).
+    Restore {
+        done: oneshot::Sender<()>,
+    },
+    /// The periodic tick: expire logins, retry a failed persist or store read, plan refreshes.
+    Tick,
+    /// Refresh (or join the refresh in flight). A blocking request whose `observed` generation
+    /// is no longer current is answered at once: something already happened.
+    Refresh {
+        mode: Mode,
+        observed: u64,
+        reply: Option<oneshot::Sender<AttemptOutcome>>,
+    },
+    Login {
+        password: Option<cognito_auth::secret::Password>,
+        reply: LoginReply,
+    },
+    Answer {
+        login_id: String,
+        input: AnswerInput,
+        reply: LoginReply,
+    },
+    Cancel {
+        login_id: String,
+        reply: UnitReply,
+    },
+    Logout {
+        forget_device: bool,
+        reply: UnitReply,
+    },
+    /// Finish the jobs in flight (persisting their results), then end.
+    Stop,
+    /// The refresh token held in memory (tests check it matches what was persisted).
+    #[cfg(test)]
+    HeldRefreshToken {
+        reply: oneshot::Sender<Option<String>>,
+    },
+}
+
+/// What never changes about a profile, shared with readers.
+#[derive(Debug)]
+pub(crate) struct ProfileInfo {
+    pub(crate) name: ProfileName,
+    pub(crate) username: String,
+    pub(crate) auth_flow_name: String,
+    pub(crate) tuning: Tuning,
+}
+
+/// The readers' side of a profile: its published snapshot and its task's mailbox.
+#[derive(Debug)]
+pub(crate) struct ProfileHandle {
+    pub(crate) info: Arc<ProfileInfo>,
+    commands: mpsc::Sender<Command>,
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl ProfileHandle {
+    /// The published snapshot: one `Arc` clone.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Sends a command and waits for its reply. A task that is gone (shut down) answers
+    /// [`BrokerError::ShuttingDown`].
+    pub(crate) async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, BrokerError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| BrokerError::ShuttingDown)?;
+        answer.await.map_err(|_| BrokerError::ShuttingDown)
+    }
+
+    /// Sends a command nobody waits for; dropped when the mailbox is full (the tick and
+    /// background refreshes: a full mailbox means the task has work queued anyway).
+    pub(crate) fn nudge(&self, command: Command) {
+        let _ = self.commands.try_send(command);
+    }
+
+    /// Sends a command nobody waits for, waiting for room in the mailbox.
+    pub(crate) async fn tell(&self, command: Command) {
+        let _ = self.commands.send(command).await;
+    }
+}
+
+enum LoginSlot {
+    Idle,
+    Busy {
+        login_id: String,
+        job: AbortHandle,
+        reply: LoginReply,
+    },
+    Pending {
+        login_id: String,
+        pending: Box<PendingLogin>,
+    },
+}
+
+/// The refresh in flight (or the unattended login that follows a refused refresh token).
+struct InFlight {
+    job: AbortHandle,
+    waiters: Vec<oneshot::Sender<AttemptOutcome>>,
+    /// Set while the unattended login runs: the reason to report if it fails too.
+    unattended_after: Option<String>,
+}
+
+pub(crate) struct ProfileTask<S> {
+    info: Arc<ProfileInfo>,
+    source: Arc<S>,
+    shared: Arc<Shared>,
+    publish: watch::Sender<Arc<Snapshot>>,
+    session: Option<StoredSession>,
+    refresh: Option<InFlight>,
+    login: LoginSlot,
+    /// Expired login ids and when to forget them.
+    expired: VecDeque<(String, SystemTime)>,
+    jobs: JoinSet<Done>,
+    /// A background refresh planned for later within the tick interval.
+    due: Option<tokio::time::Instant>,
+    stopping: bool,
+}
+
+/// Starts the task of one profile on the shared tracker and returns its handle.
+pub(crate) fn spawn<S: TokenSource>(
+    info: ProfileInfo,
+    source: S,
+    shared: Arc<Shared>,
+) -> ProfileHandle {
+    let info = Arc::new(info);
+    let (commands, mailbox) = mpsc::channel(COMMAND_QUEUE);
+    let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
+    let task = ProfileTask {
+        info: info.clone(),
+        source: Arc::new(source),
+        shared: shared.clone(),
+        publish,
+        session: None,
+        refresh: None,
+        login: LoginSlot::Idle,
+        expired: VecDeque::new(),
+        jobs: JoinSet::new(),
+        due: None,
+        stopping: false,
+    };
+    shared.tasks.spawn(task.run(mailbox));
+    ProfileHandle {
+        info,
+        commands,
+        snapshot,
+    }
+}
+
+impl<S: TokenSource> ProfileTask<S> {
+    async fn run(mut self, mut mailbox: mpsc::Receiver<Command>) {
+        loop {
+            if self.stopping && self.jobs.is_empty() {
+                break;
+            }
+            let due = self.due;
+            tokio::select! {
+                biased;
+                Some(done) = self.jobs.join_next_with_id(), if !self.jobs.is_empty() => {
+                    match done {
+                        Ok((job, done)) => self.on_done(job, done).await,
+                        Err(error) => self.on_job_lost(error.id()),
+                    }
+                }
+                command = mailbox.recv(), if !self.stopping => match command {
+                    Some(Command::Stop) | None => self.stop(),
+                    Some(command) => self.on_command(command).await,
+                },
+                () = sleep_until(due), if due.is_some() && !self.stopping => {
+                    self.due = None;
+                    self.on_due().await;
+                }
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        self.info.name.to_string()
+    }
+
+    fn now(&self) -> SystemTime {
+        self.shared.clock.now()
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.publish.borrow().clone()
+    }
+
+    /// Publishes a changed copy of the snapshot; the generation moves (tokens, session or
+    /// failure state changed).
+    fn publish(&self, change: impl FnOnce(&mut Snapshot)) -> Arc<Snapshot> {
+        self.publish_with(true, change)
+    }
+
+    /// Publishes a change of the `refreshing`/`login` flags only.
+    fn publish_flags(&self, change: impl FnOnce(&mut Snapshot)) {
+        self.publish_with(false, change);
+    }
+
+    fn publish_with(&self, bump: bool, change: impl FnOnce(&mut Snapshot)) -> Arc<Snapshot> {
+        let mut next = Snapshot::clone(&self.publish.borrow());
+        change(&mut next);
+        if bump {
+            next.generation = next.generation.wrapping_add(1);
+        }
+        let next = Arc::new(next);
+        self.publish.send_replace(next.clone());
+        next
+    }
+
+    fn emit(&self, event: BrokerEvent) {
+        let _ = self.shared.events.send(event);
+    }
+
+    fn stop(&mut self) {
+        self.stopping = true;
+        self.due = None;
+        if let LoginSlot::Pending { login_id, .. } = &self.login {
+            self.shared.logins.remove(login_id);
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Restore { done } => {
+                self.restore().await;
+                let _ = done.send(());
+            }
+            Command::Tick => self.tick().await,
+            Command::Refresh {
+                mode,
+                observed,
+                reply,
+            } => self.refresh(mode, observed, reply).await,
+            Command::Login { password, reply } => self.login(password, reply),
+            Command::Answer {
+                login_id,
+                input,
+                reply,
+            } => self.answer(&login_id, input, reply),
+            Command::Cancel { login_id, reply } => {
+                let _ = reply.send(self.cancel(&login_id));
+            }
+            Command::Logout {
+                forget_device,
+                reply,
+            } => self.logout(forget_device, reply).await,
+            Command::Stop => self.stop(),
+            #[cfg(test)]
+            Command::HeldRefreshToken { reply } => {
+                let held = self
+                    .session
+                    .as_ref()
+                    .map(|s| s.refresh_token.expose_secret().to_owned());
+                let _ = reply.send(held);
+            }
+        }
+    }
+
+    // ----- store -----
+
+    async fn restore(&mut self) {
+        if self.session.is_some() {
+            // A login finished first: its session is newer.
+            return;
+        }
+        let store = self.shared.store.clone();
+        let name = self.info.name.clone();
+        let loaded = tokio::task::spawn_blocking(move || store.load(&name)).await;
+        match loaded {
+            Ok(Ok(Some(session))) => {
+                let device = session.device.is_some();
+                let unconfirmed = session.refresh_unconfirmed;
+                self.session = Some(session);
+                self.publish(|s| {
+                    s.has_session = true;
+                    s.device_remembered = device;
+                    s.store_error = None;
+                    if s.last_error == Some("store") {
+                        s.last_error = None;
+                    }
+                });
+                tracing::info!(profile = %self.info.name, "session restored");
+                if unconfirmed {
+                    tracing::warn!(profile = %self.info.name, "the last refresh may have rotated the refresh token before its result was stored; refreshing now, within the upstream's grace");
+                    self.start_refresh(Mode::Background, None).await;
+                }
+            }
+            Ok(Ok(None)) => {
+                self.publish(|s| {
+                    s.store_error = None;
+                    if s.last_error == Some("store") {
+                        s.last_error = None;
+                    }
+                });
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(profile = %self.info.name, error = %format!("{error:#}"), "cannot read the stored session; retrying every tick");
+                self.publish(|s| {
+                    s.store_error = Some(format!("{error:#}"));
+                    s.last_error = Some("store");
+                });
+            }
+            Err(_) => tracing::warn!(profile = %self.info.name, "the store read was cancelled"),
+        }
+    }
+
+    /// Saves through the store on a blocking thread: once started it completes even if this
+    /// task were dropped.
+    async fn persist(&self, session: StoredSession) -> anyhow::Result<()> {
+        let store = self.shared.store.clone();
+        let name = self.info.name.clone();
+        tokio::task::spawn_blocking(move || store.save(&name, &session))
+            .await
+            .map_err(|error| anyhow::anyhow!("the persist task failed: {error}"))?
+    }
+
+    async fn retry_persist(&mut self) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        match self.persist(session).await {
+            Ok(()) => {
+                tracing::info!(profile = %self.info.name, "session persisted after an earlier failure");
+                self.publish(|s| {
+                    s.persistence_degraded = false;
+                    if s.last_error == Some("store") {
+                        s.last_error = None;
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(profile = %self.info.name, error = %format!("{error:#}"), "persist retry failed");
+            }
+        }
+    }
+
+    // ----- scheduling -----
+
+    async fn tick(&mut self) {
+        let now = self.now();
+        self.expire_logins(now);
+        let snapshot = self.snapshot();
+        if snapshot.persistence_degraded {
+            self.retry_persist().await;
+        }
+        if snapshot.store_error.is_some() && self.session.is_none() {
+            self.restore().await;
+        }
+        let snapshot = self.snapshot();
+        let unconfirmed = self.session.as_ref().is_some_and(|s| s.refresh_unconfirmed);
+        if unconfirmed
+            && snapshot.tokens.is_none()
+            && snapshot.can_refresh()
+            && snapshot.backoff.wait_at(now).is_none()
+        {
+            // Restored after a crash mid-refresh and the first try failed: keep trying while
+            // the old refresh token may still be inside its grace, not only when asked.
+            self.start_refresh(Mode::Background, None).await;
+            return;
+        }
+        let interval = self.shared.options.tick_interval;
+        match policy::tick_start(
+            now,
+            snapshot.token_times(),
+            &self.info.tuning,
+            &snapshot.backoff,
+            snapshot.can_refresh(),
+            interval,
+        ) {
+            Some(delay) if delay.is_zero() => self.start_refresh(Mode::Background, None).await,
+            // At most one plan: a later tick does not push a planned refresh back.
+            Some(delay) if self.due.is_none() => {
+                self.due = Some(tokio::time::Instant::now() + delay);
+            }
+            Some(_) | None => {}
+        }
+    }
+
+    /// The planned background refresh is due: decide again (a caller may have refreshed).
+    async fn on_due(&mut self) {
+        let snapshot = self.snapshot();
+        // A timer may fire a hair before the wall clock agrees: allow a second.
+        let due = policy::tick_start(
+            self.now(),
+            snapshot.token_times(),
+            &self.info.tuning,
+            &snapshot.backoff,
+            snapshot.can_refresh(),
+            Duration::from_secs(1),
+        );
+        if due.is_some() {
+            self.start_refresh(Mode::Background, None).await;
+        }
+    }
+
+    // ----- jobs -----
+
+    async fn on_done(&mut self, job: Id, done: Done) {
+        match done {
+            Done::Refreshed {
+                result,
+                elapsed,
+                session,
+            } => {
+                if self.refresh.as_ref().is_some_and(|f| f.job.id() == job) {
+                    self.on_refreshed(result, elapsed, session).await;
+                }
+            }
+            Done::Unattended(success) => {
+                if self.refresh.as_ref().is_some_and(|f| f.job.id() == job) {
+                    self.on_unattended(success).await;
+                }
+            }
+            Done::LoginStep(result) => self.on_login_step(job, result).await,
+            Done::LoggedOut { reply, erased } => self.finish_logout(reply, erased),
+        }
+    }
+
+    /// A job panicked or was aborted.
+    fn on_job_lost(&mut self, job: Id) {
+        if self.refresh.as_ref().is_some_and(|f| f.job.id() == job) {
+            self.finish_refresh(Err(AttemptFailure::Internal(
+                "the refresh task ended without an answer".to_owned(),
+            )));
+        }
+        if matches!(&self.login, LoginSlot::Busy { job: busy, .. } if busy.id() == job)
+            && let LoginSlot::Busy {
+                login_id, reply, ..
+            } = std::mem::replace(&mut self.login, LoginSlot::Idle)
+        {
+            self.shared.logins.remove(&login_id);
+            self.publish_flags(|s| s.login = LoginFlag::Idle);
+            let _ = reply.send(Err(BrokerError::Internal(anyhow::anyhow!(
+                "the login task failed"
+            ))));
+        }
+    }
+}
+
+impl<S> Drop for ProfileTask<S> {
+    fn drop(&mut self) {
+        if let LoginSlot::Busy { login_id, .. } | LoginSlot::Pending { login_id, .. } = &self.login
+        {
+            self.shared.logins.remove(login_id);
+        }
+        for (login_id, _) in &self.expired {
+            self.shared.logins.remove(login_id);
+        }
+    }
+}
+
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,328 @@
+//! The profile task's logins and logout: one pending login per profile, its challenge held
+//! here until a person answers, and expired logins remembered for a while so a late answer
+//! hears `challenge_expired` rather than `unknown_login`.
+
+use std::time::SystemTime;
+
+use cognito_auth::LoginStep;
+use tokio::sync::oneshot;
+
+use super::jobs::{self, Done};
+use super::{
+    EXPIRED_LOGIN_GRACE, EXPIRED_REMEMBERED, LoginReply, LoginSlot, ProfileTask, UnitReply,
+};
+use crate::broker::challenge::{build_answer, describe_challenge};
+use crate::broker::error::BrokerError;
+use crate::broker::source::{StepFailure, TokenSource};
+use crate::broker::state::{LoginFlag, Snapshot};
+use crate::broker::{AnswerInput, BrokerEvent, LoginOutcome};
+
+impl<S: TokenSource> ProfileTask<S> {
+    /// A login for this profile is running or waits for an unexpired answer.
+    pub(super) fn login_active(&self, now: SystemTime) -> bool {
+        match &self.login {
+            LoginSlot::Idle => false,
+            LoginSlot::Busy { .. } => true,
+            LoginSlot::Pending { pending, .. } => pending.expires_at() > now,
+        }
+    }
+
+    /// Frees the profile of a pending login past its expiry (a new login may start) and forgets
+    /// expired ones for good after [`EXPIRED_LOGIN_GRACE`].
+    pub(super) fn expire_logins(&mut self, now: SystemTime) {
+        if matches!(&self.login, LoginSlot::Pending { pending, .. } if pending.expires_at() <= now)
+            && let LoginSlot::Pending { login_id, pending } =
+                std::mem::replace(&mut self.login, LoginSlot::Idle)
+        {
+            let forget_at = pending
+                .expires_at()
+                .checked_add(EXPIRED_LOGIN_GRACE)
+                .unwrap_or(now);
+            self.remember_expired(login_id, forget_at);
+            self.publish_flags(|s| s.login = LoginFlag::Idle);
+        }
+        while let Some((login_id, forget_at)) = self.expired.front() {
+            if *forget_at > now {
+                break;
+            }
+            self.shared.logins.remove(login_id);
+            self.expired.pop_front();
+        }
+    }
+
+    fn remember_expired(&mut self, login_id: String, forget_at: SystemTime) {
+        if self.expired.len() >= EXPIRED_REMEMBERED
+            && let Some((oldest, _)) = self.expired.pop_front()
+        {
+            self.shared.logins.remove(&oldest);
+        }
+        self.expired.push_back((login_id, forget_at));
+    }
+
+    /// Takes an expired login id out of memory; true if it was there.
+    fn forget_expired(&mut self, login_id: &str) -> bool {
+        match self.expired.iter().position(|(id, _)| id == login_id) {
+            Some(index) => {
+                self.expired.remove(index);
+                self.shared.logins.remove(login_id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn new_login_id(&self) -> String {
+        let mut bytes = [0u8; 32];
+        self.shared.entropy.fill(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub(super) fn login(
+        &mut self,
+        password: Option<cognito_auth::secret::Password>,
+        reply: LoginReply,
+    ) {
+        let now = self.now();
+        self.expire_logins(now);
+        if self.login_active(now) {
+            let _ = reply.send(Err(BrokerError::LoginInProgress));
+            return;
+        }
+        if self.stopping {
+            let _ = reply.send(Err(BrokerError::ShuttingDown));
+            return;
+        }
+        let login_id = self.new_login_id();
+        let source = self.source.clone();
+        let device = self.session.as_ref().and_then(|s| s.device.clone());
+        let events = self.shared.events.clone();
+        let profile = self.name();
+        let job = self.jobs.spawn(async move {
+            let started = move || {
+                let _ = events.send(BrokerEvent::LoginStarted { profile });
+            };
+            Done::LoginStep(source.start_login(password, device, started).await)
+        });
+        self.shared
+            .logins
+            .insert(&login_id, self.info.name.as_str());
+        self.login = LoginSlot::Busy {
+            login_id,
+            job,
+            reply,
+        };
+        self.publish_flags(|s| s.login = LoginFlag::Busy);
+    }
+
+    pub(super) fn answer(&mut self, login_id: &str, input: AnswerInput, reply: LoginReply) {
+        let now = self.now();
+        self.expire_logins(now);
+        match &self.login {
+            LoginSlot::Pending { login_id: id, .. } if id == login_id => {}
+            LoginSlot::Busy { login_id: id, .. } if id == login_id => {
+                let _ = reply.send(Err(BrokerError::LoginInProgress));
+                return;
+            }
+            _ => {
+                let error = if self.forget_expired(login_id) {
+                    BrokerError::ChallengeExpired
+                } else {
+                    BrokerError::UnknownLogin
+                };
+                let _ = reply.send(Err(error));
+                return;
+            }
+        }
+        let LoginSlot::Pending { login_id, pending } =
+            std::mem::replace(&mut self.login, LoginSlot::Idle)
+        else {
+            unreachable!("matched as pending above");
+        };
+        let answer = match build_answer(pending.challenge(), input) {
+            Ok(answer) => answer,
+            Err(error) => {
+                self.login = LoginSlot::Pending { login_id, pending };
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        let source = self.source.clone();
+        let job = self
+            .jobs
+            .spawn(async move { jobs::respond(source.as_ref(), *pending, answer).await });
+        self.login = LoginSlot::Busy {
+            login_id,
+            job,
+            reply,
+        };
+        self.publish_flags(|s| s.login = LoginFlag::Busy);
+    }
+
+    pub(super) fn cancel(&mut self, login_id: &str) -> Result<(), BrokerError> {
+        match &self.login {
+            LoginSlot::Pending { login_id: id, .. } if id == login_id => {
+                self.shared.logins.remove(login_id);
+                self.login = LoginSlot::Idle;
+                self.publish_flags(|s| s.login = LoginFlag::Idle);
+                Ok(())
+            }
+            LoginSlot::Busy { login_id: id, .. } if id == login_id => {
+                Err(BrokerError::LoginInProgress)
+            }
+            _ => {
+                if self.forget_expired(login_id) {
+                    Ok(())
+                } else {
+                    Err(BrokerError::UnknownLogin)
+                }
+            }
+        }
+    }
+
+    pub(super) async fn on_login_step(
+        &mut self,
+        job: tokio::task::Id,
+        result: Result<LoginStep, StepFailure>,
+    ) {
+        if !matches!(&self.login, LoginSlot::Busy { job: busy, .. } if busy.id() == job) {
+            // Ended by a logout while upstream was answering: keep nothing.
+            return;
+        }
+        let LoginSlot::Busy {
+            login_id, reply, ..
+        } = std::mem::replace(&mut self.login, LoginSlot::Idle)
+        else {
+            unreachable!("matched as busy above");
+        };
+        let outcome = match result {
+            Ok(LoginStep::Authenticated(success)) => {
+                let username = success.tokens.username().map(str::to_owned);
+                let expires_at = self.commit_login(*success).await;
+                self.shared.logins.remove(&login_id);
+                Ok(LoginOutcome::Authenticated {
+                    profile: self.name(),
+                    expires_at,
+                    username,
+                })
+            }
+            Ok(LoginStep::Challenge(pending)) => match describe_challenge(pending.challenge()) {
+                Some((challenge, message, fields, details)) => {
+                    let outcome = LoginOutcome::Challenge {
+                        login_id: login_id.clone(),
+                        challenge,
+                        message,
+                        fields,
+                        details,
+                    };
+                    self.login = LoginSlot::Pending { login_id, pending };
+                    Ok(outcome)
+                }
+                None => {
+                    self.shared.logins.remove(&login_id);
+                    Err(BrokerError::Unsupported(
+                        "this challenge is not supported".to_owned(),
+                    ))
+                }
+            },
+            Err(StepFailure { error, pending }) => {
+                match pending {
+                    Some(pending) => self.login = LoginSlot::Pending { login_id, pending },
+                    None => self.shared.logins.remove(&login_id),
+                }
+                Err(error)
+            }
+        };
+        let flag = match &self.login {
+            LoginSlot::Pending { pending, .. } => LoginFlag::PendingUntil(pending.expires_at()),
+            LoginSlot::Busy { .. } => LoginFlag::Busy,
+            LoginSlot::Idle => LoginFlag::Idle,
+        };
+        self.publish_flags(|s| s.login = flag);
+        self.login_finished(&outcome);
+        let _ = reply.send(outcome);
+    }
+
+    fn login_finished(&self, result: &Result<LoginOutcome, BrokerError>) {
+        let profile = self.name();
+        let metrics = &self.shared.metrics;
+        match result {
+            Ok(LoginOutcome::Authenticated { .. }) => {
+                metrics.login("authenticated");
+                tracing::info!(profile = %profile, "login completed");
+                self.emit(BrokerEvent::LoginCompleted { profile });
+            }
+            Ok(LoginOutcome::Challenge { challenge, .. }) => {
+                metrics.login("challenge");
+                tracing::info!(profile = %profile, challenge = *challenge, "login waits for a challenge answer");
+            }
+            Err(error) => {
+                metrics.login(error.code());
+                tracing::info!(profile = %profile, error = error.code(), "login step failed");
+                self.emit(BrokerEvent::LoginFailed {
+                    profile,
+                    error: error.code().to_owned(),
+                });
+            }
+        }
+    }
+
+    /// Logs out: the local session is erased whatever happens upstream; RevokeToken (and
+    /// ForgetDevice when asked) are best effort, in a job, and the reply waits for them.
+    pub(super) async fn logout(&mut self, forget_device: bool, reply: UnitReply) {
+        match std::mem::replace(&mut self.login, LoginSlot::Idle) {
+            LoginSlot::Busy {
+                login_id,
+                job,
+                reply: waiting,
+            } => {
+                job.abort();
+                self.shared.logins.remove(&login_id);
+                let _ = waiting.send(Err(BrokerError::login_required(
+                    self.info.name.as_str(),
+                    "the login was ended by a logout",
+                )));
+            }
+            LoginSlot::Pending { login_id, .. } => self.shared.logins.remove(&login_id),
+            LoginSlot::Idle => {}
+        }
+        self.abandon_refresh();
+        self.due = None;
+        let session = self.session.take();
+        let tokens = self.snapshot().tokens.clone();
+        self.publish(|s| {
+            *s = Snapshot {
+                generation: s.generation,
+                ..Snapshot::default()
+            };
+        });
+        let store = self.shared.store.clone();
+        let name = self.info.name.clone();
+        let erased = tokio::task::spawn_blocking(move || store.erase(&name))
+            .await
+            .map_err(|error| anyhow::anyhow!("the erase task failed: {error}"))
+            .and_then(|result| result);
+        let Some(session) = session else {
+            self.finish_logout(reply, erased);
+            return;
+        };
+        let source = self.source.clone();
+        self.jobs.spawn(async move {
+            source.end_session(session, tokens, forget_device).await;
+            Done::LoggedOut { reply, erased }
+        });
+    }
+
+    pub(super) fn finish_logout(
+        &self,
+        reply: oneshot::Sender<Result<(), BrokerError>>,
+        erased: anyhow::Result<()>,
+    ) {
+        tracing::info!(profile = %self.info.name, "logged out");
+        self.emit(BrokerEvent::LoggedOut {
+            profile: self.name(),
+        });
+        let _ = reply.send(erased.map_err(|error| {
+            BrokerError::Internal(error.context("cannot erase the stored session"))
+        }));
+    }
+}

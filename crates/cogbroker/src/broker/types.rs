@@ -1,0 +1,264 @@
+//! The broker's values as callers see them: which token, a token handed out, a profile's
+//! status, a login step's outcome, a challenge answer, and events. None of them carries a
+//! refresh token; `Debug` never shows a token or a setup secret.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use cognito_auth::secret::{OneTimeCode, Password};
+use secrecy::SecretString;
+use serde::Serialize;
+
+use super::BrokerError;
+use super::state::{rfc3339, unix_seconds};
+
+/// Which token a caller wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// The access token (default).
+    Access,
+    /// The ID token.
+    Id,
+}
+
+impl TokenKind {
+    /// "access" or "id".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Id => "id",
+        }
+    }
+}
+
+impl FromStr for TokenKind {
+    type Err = BrokerError;
+    fn from_str(s: &str) -> Result<Self, BrokerError> {
+        match s {
+            "access" => Ok(Self::Access),
+            "id" => Ok(Self::Id),
+            _ => Err(BrokerError::BadInput {
+                field: "kind",
+                message: format!("unknown token kind {s:?}; use \"access\" or \"id\""),
+            }),
+        }
+    }
+}
+
+/// A token handed to a caller. `Debug` never shows the token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The profile.
+    pub profile: String,
+    /// Access or ID.
+    pub kind: TokenKind,
+    /// The bearer token.
+    pub token: SecretString,
+    /// Expiry (local wall clock).
+    pub expires_at: SystemTime,
+    /// Seconds left, relative (robust against a caller's skewed clock).
+    pub expires_in: u64,
+    /// Refreshing is failing and this is the last valid token: below what was asked.
+    pub degraded: bool,
+}
+
+/// One profile as `GET /v1/profiles/{p}` shows it. Never holds a token.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileStatus {
+    /// The profile name.
+    pub name: String,
+    /// logged_out | logging_in | fresh | stale | refreshing | login_required | degraded
+    pub state: &'static str,
+    /// The configured username.
+    pub username: Option<String>,
+    /// Token expiry, RFC 3339 UTC.
+    pub expires_at: Option<String>,
+    /// Seconds until expiry.
+    pub expires_in: Option<u64>,
+    /// Last time tokens were obtained, RFC 3339 UTC.
+    pub last_refresh: Option<String>,
+    /// The class of the last failure (transient, throttled, login_required, terminal, store, ...).
+    pub last_error: Option<String>,
+    /// Why a login is required, when it is.
+    pub login_required_reason: Option<String>,
+    /// The store backend ("keyring", "file", "memory").
+    pub store: &'static str,
+    /// A device is remembered.
+    pub device_remembered: bool,
+    /// The auth flow ("USER_SRP_AUTH", ...).
+    pub auth_flow: String,
+    /// A rotated refresh token is in memory only (the store refused it); retried every tick.
+    pub persistence_degraded: bool,
+    /// Measured skew (token `iat` minus local receipt time), seconds.
+    pub clock_skew_seconds: Option<i64>,
+}
+
+/// The result of a login step. `Debug` hides MFA_SETUP's secret (serialising shows it: the
+/// person needs it once to set up their authenticator).
+#[derive(Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum LoginOutcome {
+    /// Tokens obtained and the session persisted.
+    Authenticated {
+        /// The profile.
+        profile: String,
+        /// Token expiry.
+        #[serde(serialize_with = "serialize_rfc3339")]
+        expires_at: SystemTime,
+        /// The internal username.
+        username: Option<String>,
+    },
+    /// A person must answer: `POST /v1/logins/{login_id}`.
+    Challenge {
+        /// The pending login (random, 64 hex characters).
+        login_id: String,
+        /// Cognito's challenge name, e.g. "SOFTWARE_TOKEN_MFA".
+        challenge: &'static str,
+        /// What to do, for a person.
+        message: String,
+        /// The answer fields expected, e.g. ["code"].
+        fields: Vec<&'static str>,
+        /// Challenge details: destination, options, required_attributes, secret_code +
+        /// otpauth_uri for MFA_SETUP.
+        details: serde_json::Value,
+    },
+}
+
+impl fmt::Debug for LoginOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Authenticated {
+                profile,
+                expires_at,
+                username,
+            } => f
+                .debug_struct("Authenticated")
+                .field("profile", profile)
+                .field("expires_at", expires_at)
+                .field("username", username)
+                .finish(),
+            Self::Challenge {
+                login_id: _,
+                challenge,
+                message,
+                fields,
+                details,
+            } => {
+                let mut shown = details.clone();
+                if let Some(map) = shown.as_object_mut() {
+                    for key in ["secret_code", "otpauth_uri"] {
+                        if let Some(value) = map.get_mut(key) {
+                            *value = serde_json::Value::from("[REDACTED]");
+                        }
+                    }
+                }
+                f.debug_struct("Challenge")
+                    .field("login_id", &"[REDACTED]")
+                    .field("challenge", challenge)
+                    .field("message", message)
+                    .field("fields", fields)
+                    .field("details", &shown)
+                    .finish()
+            }
+        }
+    }
+}
+
+fn serialize_rfc3339<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*time))
+}
+
+fn serialize_unix<S: serde::Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(unix_seconds(*time))
+}
+
+/// An answer to a pending challenge; which fields are needed depends on the challenge.
+#[derive(Debug, Clone, Default)]
+pub struct AnswerInput {
+    /// NEW_PASSWORD_REQUIRED.
+    pub new_password: Option<Password>,
+    /// NEW_PASSWORD_REQUIRED's required attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// SMS_MFA, SOFTWARE_TOKEN_MFA, EMAIL_OTP, SMS_OTP, MFA_SETUP.
+    pub code: Option<OneTimeCode>,
+    /// SELECT_MFA_TYPE: "SMS_MFA", "SOFTWARE_TOKEN_MFA" or "EMAIL_OTP".
+    pub mfa_type: Option<String>,
+    /// SELECT_CHALLENGE: the chosen challenge.
+    pub challenge: Option<String>,
+    /// SELECT_CHALLENGE with PASSWORD or PASSWORD_SRP.
+    pub password: Option<Password>,
+    /// CUSTOM_CHALLENGE.
+    pub answer: Option<Password>,
+}
+
+/// Something that happened; never carries a token value.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum BrokerEvent {
+    /// New tokens were published (login or refresh).
+    TokenRefreshed {
+        /// The profile.
+        profile: String,
+        /// New expiry (unix seconds when serialised).
+        #[serde(serialize_with = "serialize_unix")]
+        expires_at: SystemTime,
+    },
+    /// A login started.
+    LoginStarted {
+        /// The profile.
+        profile: String,
+    },
+    /// A login finished with tokens.
+    LoginCompleted {
+        /// The profile.
+        profile: String,
+    },
+    /// A login failed.
+    LoginFailed {
+        /// The profile.
+        profile: String,
+        /// The error code (as [`BrokerError::code`]).
+        error: String,
+    },
+    /// A refresh attempt failed.
+    RefreshFailed {
+        /// The profile.
+        profile: String,
+        /// transient | throttled | login_required | terminal | misconfigured
+        class: String,
+    },
+    /// The profile was logged out.
+    LoggedOut {
+        /// The profile.
+        profile: String,
+    },
+}
+
+impl BrokerEvent {
+    /// The profile the event is about.
+    pub fn profile(&self) -> &str {
+        match self {
+            Self::TokenRefreshed { profile, .. }
+            | Self::LoginStarted { profile }
+            | Self::LoginCompleted { profile }
+            | Self::LoginFailed { profile, .. }
+            | Self::RefreshFailed { profile, .. }
+            | Self::LoggedOut { profile } => profile,
+        }
+    }
+
+    /// The event name (SSE `event:` field).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::TokenRefreshed { .. } => "token_refreshed",
+            Self::LoginStarted { .. } => "login_started",
+            Self::LoginCompleted { .. } => "login_completed",
+            Self::LoginFailed { .. } => "login_failed",
+            Self::RefreshFailed { .. } => "refresh_failed",
+            Self::LoggedOut { .. } => "logged_out",
+        }
+    }
+}
