@@ -3,7 +3,7 @@
 
 mod doctor;
 mod login;
-pub(crate) mod session;
+mod session;
 mod terminal;
 
 use std::io::Write as _;

@@ -506,6 +506,68 @@ mod tests {
         );
     }
 
+    fn reply(status: u16, retry_after: Option<u64>, body: &str) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            retry_after,
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn error_answers_keep_their_code_field_and_retry_after() {
+        let client = DaemonClient::new(Target::Unix("/nonexistent".into()), None);
+        let error = client
+            .decode::<Health>(reply(
+                400,
+                None,
+                r#"{"error":"bad_input","message":"password: a password is required.","field":"password"}"#,
+            ))
+            .unwrap_err();
+        assert!(error.is_missing_field("password"), "{error:?}");
+        assert!(!error.is_missing_field("code"));
+        assert_eq!(error.to_string(), "password: a password is required");
+        // The same message without the field is not taken for a missing password.
+        let error = client
+            .decode::<Health>(reply(
+                400,
+                None,
+                r#"{"error":"bad_input","message":"password: a password is required"}"#,
+            ))
+            .unwrap_err();
+        assert!(!error.is_missing_field("password"));
+        let error = client
+            .decode::<Health>(reply(
+                503,
+                Some(7),
+                r#"{"error":"upstream_unavailable","message":"down"}"#,
+            ))
+            .unwrap_err();
+        assert_eq!(error.to_string(), "down (retry in 7 s)");
+        let error = client
+            .decode::<Health>(reply(502, None, "<html>bad gateway</html>"))
+            .unwrap_err();
+        assert_eq!(error.api_code(), Some("http_502"));
+    }
+
+    #[test]
+    fn an_unexpected_success_shape_names_no_value() {
+        let client = DaemonClient::new(Target::Unix("/nonexistent".into()), None);
+        let error = client
+            .decode::<TokenResponse>(reply(200, None, r#"{"token":"eyJ.secret.value"}"#))
+            .unwrap_err();
+        let shown = error.to_string();
+        assert!(
+            shown.contains("not the JSON this version expects"),
+            "{shown}"
+        );
+        assert!(!shown.contains("secret"), "{shown}");
+        let health = client
+            .decode::<Health>(reply(200, None, r#"{"status":"ok","version":"1.2.3"}"#))
+            .unwrap();
+        assert_eq!(health.version, "1.2.3");
+    }
+
     #[tokio::test]
     async fn missing_socket_is_unreachable() {
         let dir = tempfile::tempdir().unwrap();
