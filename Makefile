@@ -12,6 +12,11 @@ VENV := target/interop-venv
 MOTO_SERVER := $(VENV)/bin/moto_server
 MOTO_STAMP := $(VENV)/.moto-$(MOTO_VERSION)
 
+# Where cargo puts its binaries: asked of cargo, so CARGO_TARGET_DIR (or `build.target-dir` in a
+# cargo config) is honoured. Expanded only by the targets that run a built binary.
+TARGET_DIR = $(shell $(CARGO) metadata --format-version 1 --no-deps | \
+	$(PYTHON) -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+
 # Where `make install` puts things (per user, no root needed).
 BIN_DIR ?= $(HOME)/.local/bin
 UNIT_DIR ?= $(HOME)/.config/systemd/user
@@ -84,7 +89,7 @@ unit: build
 
 demo-once: build
 	@echo '==> cogbroker demo --once'
-	target/debug/cogbroker demo --once
+	'$(TARGET_DIR)/debug/cogbroker' demo --once
 
 $(MOTO_STAMP):
 	@echo '==> installing moto[server]==$(MOTO_VERSION) into $(VENV)'
@@ -151,7 +156,7 @@ browser: browser-deps build
 install:
 	$(CARGO) build --release -p cogbroker
 	install -d '$(BIN_DIR)' '$(UNIT_DIR)'
-	install -m 0755 target/release/cogbroker '$(BIN_DIR)/cogbroker'
+	install -m 0755 '$(TARGET_DIR)/release/cogbroker' '$(BIN_DIR)/cogbroker'
 	install -m 0644 systemd/cogbroker.service systemd/cogbroker.socket '$(UNIT_DIR)/'
 	@echo 'installed $(BIN_DIR)/cogbroker and the units in $(UNIT_DIR); now run:'
 	@echo '  systemctl --user daemon-reload && systemctl --user enable --now cogbroker.socket'

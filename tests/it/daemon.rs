@@ -210,6 +210,29 @@ fn tokens_over_socket_and_tcp_status_refresh_logout() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a person reads after `cogbroker login`: who is logged in and how long the token lives,
+/// the whole line (the token lives 3600 s; the seconds the login itself took are allowed for).
+#[test]
+fn login_says_who_is_logged_in_and_for_how_long() -> anyhow::Result<()> {
+    let emulator = EmulatorHost::start(&seed())?;
+    let sandbox = Sandbox::new(&emulator.endpoint, &[alice("dev")])?;
+    let _daemon = sandbox.serve(&[])?;
+    let output = sandbox.login_stdin("dev", ALICE_PASSWORD)?;
+    let line = stdout(&output);
+    let expected: Vec<String> = (3500..=3600)
+        .map(|seconds| {
+            let shown = if seconds >= 3600 {
+                "1h00m".to_owned()
+            } else {
+                format!("{}m{:02}s", seconds / 60, seconds % 60)
+            };
+            format!("dev: logged in as alice; token valid for {shown}\n")
+        })
+        .collect();
+    ensure!(expected.contains(&line), "login printed {line:?}");
+    Ok(())
+}
+
 #[test]
 fn exit_codes_for_no_daemon_login_required_and_upstream_down() -> anyhow::Result<()> {
     let mut emulator = EmulatorHost::start(&seed())?;

@@ -3,7 +3,7 @@
 
 mod doctor;
 mod login;
-pub(crate) mod session;
+mod session;
 mod terminal;
 
 use std::io::Write as _;
@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
 
+use crate::api::{self, TokenKind};
 use crate::client::{ClientError, DaemonClient, Target};
 use crate::config::{self, Config, ProcessEnv};
 
@@ -87,6 +88,7 @@ pub enum Command {
     /// Print a shell completion script
     Completions(CompletionsArgs),
     /// Run a local emulator and daemon, log in and show how to get tokens
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
 }
 
@@ -110,7 +112,7 @@ pub struct TokenArgs {
     pub kind: TokenKindArg,
     /// The token must stay valid at least this long (e.g. 90s, 5m, 1h; more than 1d asks for the
     /// freshest token)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = api::duration::parse_cli)]
     pub min_ttl: Option<Duration>,
     /// Output format
     #[arg(long, value_enum, default_value_t = TokenFormat::Raw)]
@@ -124,6 +126,15 @@ pub enum TokenKindArg {
     Access,
     /// The id token (identity claims)
     Id,
+}
+
+impl From<TokenKindArg> for TokenKind {
+    fn from(kind: TokenKindArg) -> Self {
+        match kind {
+            TokenKindArg::Access => Self::Access,
+            TokenKindArg::Id => Self::Id,
+        }
+    }
 }
 
 /// How `token` prints.
@@ -217,6 +228,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             crate::serve::main(cli.global.config.as_deref())
         }
+        #[cfg(feature = "demo")]
         Command::Demo(args) => crate::demo::main(args.once),
         Command::Completions(args) => {
             let mut stdout = std::io::stdout().lock();
@@ -272,50 +284,6 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         }
     }
     EXIT_ERROR
-}
-
-/// Parses `90`, `90s`, `5m`, `1h`, `2d` (and combinations such as `1h30m`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("empty duration".to_owned());
-    }
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for character in text.chars() {
-        if character.is_ascii_digit() {
-            number.push(character);
-            continue;
-        }
-        let unit = match character {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => {
-                return Err(format!(
-                    "invalid duration {text:?}: use e.g. 90s, 5m, 1h, 1d"
-                ));
-            }
-        };
-        let value: u64 = number
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: a number must precede each unit"))?;
-        number.clear();
-        total = value
-            .checked_mul(unit)
-            .and_then(|seconds| total.checked_add(seconds))
-            .ok_or_else(|| format!("duration {text:?} is too long"))?;
-    }
-    if !number.is_empty() {
-        return Err(format!(
-            "invalid duration {text:?}: the last number has no unit"
-        ));
-    }
-    Ok(Duration::from_secs(total))
 }
 
 /// The daemon as the CLI reaches it, plus the configuration when one was loaded.
@@ -379,19 +347,14 @@ pub(crate) fn target_from_config(config: &Config) -> anyhow::Result<Target> {
     .into())
 }
 
+/// The API key the configuration names, read with the daemon's own strict reader.
 pub(crate) fn read_api_key(config: &Config) -> anyhow::Result<Option<SecretString>> {
-    let Some(path) = &config.daemon.api_key_file else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the API key file {} failed", path.display()))?;
-    let key = text.trim();
-    anyhow::ensure!(
-        !key.is_empty(),
-        "the API key file {} is empty",
-        path.display()
-    );
-    Ok(Some(SecretString::from(key.to_owned())))
+    config
+        .daemon
+        .api_key_file
+        .as_deref()
+        .map(crate::apikey::read)
+        .transpose()
 }
 
 fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
@@ -410,7 +373,7 @@ mod tests {
     fn durations() {
         let check = |text: &str, seconds: u64| {
             assert_eq!(
-                parse_duration(text),
+                api::duration::parse_cli(text),
                 Ok(Duration::from_secs(seconds)),
                 "{text}"
             );
@@ -421,7 +384,7 @@ mod tests {
         check("1h30m", 5400);
         check("2d", 172_800);
         for bad in ["", "m", "5x", "5m3", "-1s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+            assert!(api::duration::parse_cli(bad).is_err(), "{bad}");
         }
     }
 
@@ -430,7 +393,9 @@ mod tests {
         let path = |args: &[&str]| {
             let cli = Cli::try_parse_from(args).unwrap();
             match cli.command {
-                Command::Token(args) => session::token_path(&args),
+                Command::Token(args) => {
+                    api::path::token(&args.profile, args.kind.into(), args.min_ttl)
+                }
                 _ => unreachable!("a token command"),
             }
         };
@@ -483,6 +448,7 @@ mod tests {
                 status: 400,
                 code: code.to_owned(),
                 message: "m".to_owned(),
+                field: None,
                 retry_after: None,
                 hint: String::new(),
             })

@@ -1,5 +1,6 @@
 //! The CLI's HTTP/1 client to the daemon: one short connection over the Unix socket (the
-//! default) or loopback TCP, always sending `X-Cogbroker-Request: 1`.
+//! default) or loopback TCP, always sending `X-Cogbroker-Request: 1`. It speaks the types of
+//! [`crate::api`]: one typed method per endpoint, no JSON read or built by hand.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,16 +13,19 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use secrecy::{ExposeSecret as _, SecretString};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 use zeroize::Zeroizing;
+
+use crate::api::{
+    AnswerBody, Cancelled, ErrorBody, Health, LoggedOut, LoginOutcome, LoginRequest, LogoutRequest,
+    ProfileList, ProfileStatus, REQUEST_HEADER, RefreshRequest, TokenKind, TokenResponse, path,
+};
 
 /// How to start the daemon, appended to every "not reachable" message.
 pub const START_HINT: &str =
     "start it with `cogbroker serve` or `systemctl --user start cogbroker`";
-
-/// The header every `/v1` request must carry (blocks SSRF and simple cross-site requests).
-pub use crate::server::REQUEST_HEADER;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longer than the daemon's own 10 s caller deadline, so the daemon's answer wins the race.
@@ -84,6 +88,8 @@ pub enum ClientError {
         status: u16,
         code: String,
         message: String,
+        /// The request field a `bad_input` answer names.
+        field: Option<String>,
         retry_after: Option<u64>,
         hint: String,
     },
@@ -132,6 +138,11 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// Whether the daemon refused the request for lacking `field` (a `bad_input` naming it).
+    pub fn is_missing_field(&self, name: &str) -> bool {
+        matches!(self, Self::Api { code, field: Some(field), .. } if code == "bad_input" && field == name)
+    }
 }
 
 /// A reply from the daemon.
@@ -168,25 +179,91 @@ impl DaemonClient {
         &self.target
     }
 
-    /// `GET path`, expecting a JSON success.
-    pub async fn get_json(&self, path: &str) -> Result<Value, ClientError> {
+    /// `GET /healthz`.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.get(path::HEALTH).await
+    }
+
+    /// `GET /v1/profiles`.
+    pub async fn profiles(&self) -> Result<ProfileList, ClientError> {
+        self.get(path::PROFILES).await
+    }
+
+    /// `GET /v1/profiles/{p}`.
+    pub async fn status(&self, profile: &str) -> Result<ProfileStatus, ClientError> {
+        self.get(&path::profile(profile)).await
+    }
+
+    /// `GET /v1/profiles/{p}/token` (a `min_ttl` over a day asks for a day, see
+    /// [`path::token`]).
+    pub async fn token(
+        &self,
+        profile: &str,
+        kind: TokenKind,
+        min_ttl: Option<Duration>,
+    ) -> Result<TokenResponse, ClientError> {
+        self.get(&path::token(profile, kind, min_ttl)).await
+    }
+
+    /// `POST /v1/profiles/{p}/login`.
+    pub async fn login(
+        &self,
+        profile: &str,
+        body: &LoginRequest,
+    ) -> Result<LoginOutcome, ClientError> {
+        self.post(&path::login(profile), body).await
+    }
+
+    /// `POST /v1/logins/{id}`: answers the pending challenge.
+    pub async fn answer(
+        &self,
+        login_id: &str,
+        body: &AnswerBody,
+    ) -> Result<LoginOutcome, ClientError> {
+        self.post(&path::pending_login(login_id), body).await
+    }
+
+    /// `DELETE /v1/logins/{id}`.
+    pub async fn cancel(&self, login_id: &str) -> Result<Cancelled, ClientError> {
+        let reply = self
+            .send(Method::DELETE, &path::pending_login(login_id), None)
+            .await?;
+        self.decode(reply)
+    }
+
+    /// `POST /v1/profiles/{p}/refresh`.
+    pub async fn refresh(&self, profile: &str) -> Result<ProfileStatus, ClientError> {
+        self.post(&path::refresh(profile), &RefreshRequest {}).await
+    }
+
+    /// `POST /v1/profiles/{p}/logout`.
+    pub async fn logout(
+        &self,
+        profile: &str,
+        body: &LogoutRequest,
+    ) -> Result<LoggedOut, ClientError> {
+        self.post(&path::logout(profile), body).await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let reply = self.send(Method::GET, path, None).await?;
-        self.json_or_error(reply)
+        self.decode(reply)
     }
 
-    /// `POST path` with a JSON body. The body may carry a password or a code: its strings and
-    /// the serialized bytes are zeroized once sent.
-    pub async fn post_json(&self, path: &str, mut body: Value) -> Result<Value, ClientError> {
-        let bytes = Zeroizing::new(serde_json::to_vec(&body).unwrap_or_default());
-        scrub(&mut body);
+    /// `POST` with a JSON body. The body may carry a password or a code: the serialized bytes
+    /// are zeroized once sent (the body's own secrets are zeroized when it is dropped).
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let bytes =
+            Zeroizing::new(serde_json::to_vec(body).map_err(|error| ClientError::Http {
+                target: self.target.to_string(),
+                reason: format!("the request body could not be written: {error}"),
+            })?);
         let reply = self.send(Method::POST, path, Some(bytes)).await?;
-        self.json_or_error(reply)
-    }
-
-    /// `DELETE path`.
-    pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
-        let reply = self.send(Method::DELETE, path, None).await?;
-        self.json_or_error(reply)
+        self.decode(reply)
     }
 
     /// Sends one request and reads the whole reply.
@@ -310,29 +387,32 @@ impl DaemonClient {
         }
     }
 
-    fn json_or_error(&self, reply: Reply) -> Result<Value, ClientError> {
-        let parsed: Option<Value> = serde_json::from_slice(&reply.body).ok();
+    /// The typed success, or the daemon's error as [`ClientError::Api`]. Decoding errors name
+    /// the position only: serde's messages may quote the reply, which may hold a token.
+    fn decode<T: DeserializeOwned>(&self, reply: Reply) -> Result<T, ClientError> {
         if reply.status.is_success() {
-            return parsed.ok_or_else(|| ClientError::Http {
+            return serde_json::from_slice(&reply.body).map_err(|error| ClientError::Http {
                 target: self.target.to_string(),
-                reason: "the reply is not JSON".to_owned(),
+                reason: format!(
+                    "the reply is not the JSON this version expects (line {} column {})",
+                    error.line(),
+                    error.column()
+                ),
             });
         }
-        let field = |name: &str| {
-            parsed
-                .as_ref()
-                .and_then(|value| value.get(name))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
+        let parsed = serde_json::from_slice::<ErrorBody>(&reply.body).ok();
+        let (code, message, field) = match parsed {
+            Some(body) => (body.error, body.message, body.field),
+            None => (
+                format!("http_{}", reply.status.as_u16()),
+                format!(
+                    "the daemon answered {} {}",
+                    reply.status.as_u16(),
+                    reply.status.canonical_reason().unwrap_or("")
+                ),
+                None,
+            ),
         };
-        let code = field("error").unwrap_or_else(|| format!("http_{}", reply.status.as_u16()));
-        let message = field("message").unwrap_or_else(|| {
-            format!(
-                "the daemon answered {} {}",
-                reply.status.as_u16(),
-                reply.status.canonical_reason().unwrap_or("")
-            )
-        });
         let mut hint = String::new();
         // Our daemon's message already says when; a `Retry-After` it does not mention is added.
         if code == "upstream_unavailable" && !message.contains("retry in") {
@@ -344,34 +424,11 @@ impl DaemonClient {
             status: reply.status.as_u16(),
             code,
             message: message.trim_end_matches('.').to_owned(),
+            field,
             retry_after: reply.retry_after,
             hint,
         })
     }
-}
-
-/// Overwrites every string in `value` (best effort: the secrets it held are gone from this copy).
-pub fn scrub(value: &mut Value) {
-    use zeroize::Zeroize as _;
-    match value {
-        Value::String(text) => text.zeroize(),
-        Value::Array(items) => items.iter_mut().for_each(scrub),
-        Value::Object(map) => map.values_mut().for_each(scrub),
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
-}
-
-/// Percent-encodes one path segment (profile names are `[A-Za-z0-9._-]`, login ids opaque).
-pub fn segment(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for byte in raw.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 async fn connect_with_timeout<S>(
@@ -420,28 +477,12 @@ mod tests {
     }
 
     #[test]
-    fn scrub_clears_nested_strings() {
-        let mut value =
-            serde_json::json!({"password": "hunter2", "nested": ["code", {"a": "b"}], "n": 1});
-        scrub(&mut value);
-        assert_eq!(
-            value,
-            serde_json::json!({"password": "", "nested": ["", {"a": ""}], "n": 1})
-        );
-    }
-
-    #[test]
-    fn segments_are_percent_encoded() {
-        assert_eq!(segment("dev.eu-1_x"), "dev.eu-1_x");
-        assert_eq!(segment("a/b c"), "a%2Fb%20c");
-    }
-
-    #[test]
     fn hints_are_added_to_their_codes_only() {
         let api = |code: &str, message: &str| ClientError::Api {
             status: 401,
             code: code.to_owned(),
             message: message.to_owned(),
+            field: None,
             retry_after: None,
             hint: String::new(),
         };
@@ -465,11 +506,73 @@ mod tests {
         );
     }
 
+    fn reply(status: u16, retry_after: Option<u64>, body: &str) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            retry_after,
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn error_answers_keep_their_code_field_and_retry_after() {
+        let client = DaemonClient::new(Target::Unix("/nonexistent".into()), None);
+        let error = client
+            .decode::<Health>(reply(
+                400,
+                None,
+                r#"{"error":"bad_input","message":"password: a password is required.","field":"password"}"#,
+            ))
+            .unwrap_err();
+        assert!(error.is_missing_field("password"), "{error:?}");
+        assert!(!error.is_missing_field("code"));
+        assert_eq!(error.to_string(), "password: a password is required");
+        // The same message without the field is not taken for a missing password.
+        let error = client
+            .decode::<Health>(reply(
+                400,
+                None,
+                r#"{"error":"bad_input","message":"password: a password is required"}"#,
+            ))
+            .unwrap_err();
+        assert!(!error.is_missing_field("password"));
+        let error = client
+            .decode::<Health>(reply(
+                503,
+                Some(7),
+                r#"{"error":"upstream_unavailable","message":"down"}"#,
+            ))
+            .unwrap_err();
+        assert_eq!(error.to_string(), "down (retry in 7 s)");
+        let error = client
+            .decode::<Health>(reply(502, None, "<html>bad gateway</html>"))
+            .unwrap_err();
+        assert_eq!(error.api_code(), Some("http_502"));
+    }
+
+    #[test]
+    fn an_unexpected_success_shape_names_no_value() {
+        let client = DaemonClient::new(Target::Unix("/nonexistent".into()), None);
+        let error = client
+            .decode::<TokenResponse>(reply(200, None, r#"{"token":"eyJ.secret.value"}"#))
+            .unwrap_err();
+        let shown = error.to_string();
+        assert!(
+            shown.contains("not the JSON this version expects"),
+            "{shown}"
+        );
+        assert!(!shown.contains("secret"), "{shown}");
+        let health = client
+            .decode::<Health>(reply(200, None, r#"{"status":"ok","version":"1.2.3"}"#))
+            .unwrap();
+        assert_eq!(health.version, "1.2.3");
+    }
+
     #[tokio::test]
     async fn missing_socket_is_unreachable() {
         let dir = tempfile::tempdir().unwrap();
         let client = DaemonClient::new(Target::Unix(dir.path().join("none.sock")), None);
-        let error = client.get_json("/healthz").await.unwrap_err();
+        let error = client.health().await.unwrap_err();
         assert!(matches!(error, ClientError::Unreachable { .. }), "{error}");
         assert!(error.to_string().contains("cogbroker serve"));
     }

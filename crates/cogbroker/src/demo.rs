@@ -9,13 +9,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use serde_json::{Value, json};
+use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::api::{LoginOutcome, LoginRequest, TokenKind};
 use crate::broker::{BrokerEvent, BrokerOptions};
-use crate::cli::session::write_stdout;
 use crate::client::{DaemonClient, Target};
 use crate::config;
 use crate::listen;
+use crate::output::write_stdout;
 use crate::serve::{self, Daemon, Notify};
 
 /// The demo user's password. It only exists in the in-process emulator, so printing it is fine.
@@ -23,6 +24,7 @@ pub const DEMO_PASSWORD: &str = "Demo-Passw0rd!";
 const DEMO_POOL: &str = "us-east-1_Demo1";
 const DEMO_CLIENT: &str = "demo-public";
 const DEMO_USER: &str = "demo";
+const DEMO_PROFILE: &str = "demo";
 const PREFERRED_PORT: u16 = 7467;
 
 /// Runs the demo (blocking until Ctrl-C, or until one refresh with `once`).
@@ -101,32 +103,26 @@ async fn demonstrate(
     let mut events = daemon.broker().subscribe();
     let unix_client = DaemonClient::new(Target::Unix(socket.clone()), None);
 
+    let login = LoginRequest {
+        password: Some(SecretString::from(DEMO_PASSWORD)),
+    };
     let login = unix_client
-        .post_json(
-            "/v1/profiles/demo/login",
-            json!({ "password": DEMO_PASSWORD }),
-        )
+        .login(DEMO_PROFILE, &login)
         .await
         .context("the demo login failed")?;
-    anyhow::ensure!(
-        login.get("status").and_then(Value::as_str) == Some("authenticated"),
-        "the demo login did not complete: {}",
-        login
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("no status")
-    );
+    if let LoginOutcome::Challenge(step) = login {
+        anyhow::bail!(
+            "the demo login did not complete: the emulator asked for {}",
+            step.challenge
+        );
+    }
     let first = unix_client
-        .get_json("/v1/profiles/demo/token")
+        .token(DEMO_PROFILE, TokenKind::Access, None)
         .await
         .context("getting the demo token failed")?;
-    let token = first
-        .get("token")
-        .and_then(Value::as_str)
-        .context("no token in the reply")?;
+    let token = first.token.expose_secret();
     // The login itself published tokens too: only a later expiry is a refresh.
-    let first_expiry = std::time::SystemTime::now()
-        + Duration::from_secs(first.get("expires_in").and_then(Value::as_u64).unwrap_or(0));
+    let first_expiry = std::time::SystemTime::now() + Duration::from_secs(first.expires_in);
 
     let socket_text = socket.display().to_string();
     let cli = cli_command();
@@ -179,13 +175,10 @@ async fn demonstrate(
         let expires_in = wait_for_refresh(&mut events, first_expiry, wait).await?;
         let tcp_client = DaemonClient::new(Target::Tcp(tcp), None);
         let second = tcp_client
-            .get_json("/v1/profiles/demo/token")
+            .token(DEMO_PROFILE, TokenKind::Access, None)
             .await
             .context("getting the refreshed token over TCP failed")?;
-        let refreshed = second
-            .get("token")
-            .and_then(Value::as_str)
-            .context("no token in the reply")?;
+        let refreshed = second.token.expose_secret();
         anyhow::ensure!(
             refreshed != token,
             "the daemon still hands out the token from before the refresh"

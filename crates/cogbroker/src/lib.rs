@@ -15,15 +15,23 @@
 //!   graceful shutdown.
 //! - [`serve`]: the `serve` command: config validated before binding, process hardening,
 //!   `READY=1` before any upstream call, the systemd watchdog, SIGTERM → graceful stop.
+//! - [`api`]: the v1 HTTP API as serde types, shared by [`server`] and [`client`], with the
+//!   paths, the request header and the one duration grammar; [`apikey`]: the one reader of the
+//!   API key file.
 //! - [`cli`]: the command line (clap) and the exit codes; [`client`]: its HTTP/1 client to the
-//!   daemon over the Unix socket or loopback TCP; [`demo`]: `cogbroker demo`.
+//!   daemon over the Unix socket or loopback TCP; [`demo`]: `cogbroker demo` (cargo feature
+//!   `demo`, on by default); [`output`]: what commands print on stdout.
 
+pub mod api;
+pub mod apikey;
 pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod listen;
+pub mod output;
 pub mod secrets;
 pub mod serve;
 pub mod server;

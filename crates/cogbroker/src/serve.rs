@@ -296,36 +296,13 @@ fn listening_status(profiles: usize, unix: Option<&Path>, tcp: Option<SocketAddr
 
 fn server_options(config: &Config) -> anyhow::Result<ServerOptions> {
     let api_key = match &config.daemon.api_key_file {
-        Some(path) => Some(read_api_key_file(path)?),
+        Some(path) => Some(crate::apikey::read(path)?),
         None => None,
     };
     Ok(ServerOptions {
         api_key,
         ..ServerOptions::default()
     })
-}
-
-/// Reads the API key file, refusing one that others could read.
-fn read_api_key_file(path: &Path) -> anyhow::Result<secrecy::SecretString> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let metadata = std::fs::metadata(path)
-        .with_context(|| format!("reading the API key file {} failed", path.display()))?;
-    anyhow::ensure!(
-        metadata.permissions().mode() & 0o077 == 0,
-        "the API key file {} is readable by others: chmod 600 it",
-        path.display()
-    );
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("reading the API key file {} failed", path.display()))?,
-    );
-    let key = text.trim();
-    anyhow::ensure!(
-        !key.is_empty(),
-        "the API key file {} is empty",
-        path.display()
-    );
-    Ok(secrecy::SecretString::from(key.to_owned()))
 }
 
 /// Keeps systemd's `STATUS=` current: after every broker event, the listeners and how many

@@ -7,13 +7,12 @@ use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _}
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context as _;
-use serde_json::Value;
-
-use super::session::write_stdout;
 use super::{GlobalArgs, load_config, read_api_key, target_from_config};
+use crate::api::ProfileStatus;
 use crate::client::{ClientError, DaemonClient, Target};
 use crate::config::{Config, ProfileConfig, SocketSetting};
+use crate::output::write_stdout;
+use anyhow::Context as _;
 
 /// Skew up to this is fine (the `Date` header has one-second resolution).
 const SKEW_PASS: i64 = 5;
@@ -289,11 +288,11 @@ fn check_socket_path(path: &Path, report: &mut Report) {
 }
 
 /// Checks the daemon answers; returns its profiles' status when it does.
-async fn check_daemon(client: DaemonClient, report: &mut Report) -> Option<Vec<Value>> {
+async fn check_daemon(client: DaemonClient, report: &mut Report) -> Option<Vec<ProfileStatus>> {
     let target = client.target().clone();
-    match client.get_json("/healthz").await {
+    match client.health().await {
         Ok(health) => {
-            let version = health.get("version").and_then(Value::as_str).unwrap_or("?");
+            let version = health.version;
             report.add(
                 Verdict::Pass,
                 "daemon",
@@ -313,8 +312,8 @@ async fn check_daemon(client: DaemonClient, report: &mut Report) -> Option<Vec<V
             return None;
         }
     }
-    match client.get_json("/v1/profiles").await {
-        Ok(reply) => reply.get("profiles").and_then(Value::as_array).cloned(),
+    match client.profiles().await {
+        Ok(reply) => Some(reply.profiles),
         Err(error) => {
             report.add(
                 Verdict::Warn,
@@ -329,18 +328,13 @@ async fn check_daemon(client: DaemonClient, report: &mut Report) -> Option<Vec<V
 async fn check_profile(
     name: &str,
     profile: &ProfileConfig,
-    daemon_profiles: Option<&Vec<Value>>,
+    daemon_profiles: Option<&Vec<ProfileStatus>>,
     report: &mut Report,
 ) {
-    if let Some(status) = daemon_profiles.and_then(|profiles| {
-        profiles
-            .iter()
-            .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
-    }) {
-        let state = status
-            .get("state")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown");
+    if let Some(status) =
+        daemon_profiles.and_then(|profiles| profiles.iter().find(|p| p.name == name))
+    {
+        let state = status.state.as_str();
         let (verdict, advice) = match state {
             "fresh" | "stale" | "refreshing" => (Verdict::Pass, String::new()),
             "logged_out" | "login_required" => {

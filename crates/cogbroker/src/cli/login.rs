@@ -2,15 +2,21 @@
 //! (new password twice, MFA codes, MFA type menu, MFA setup with a QR code, custom challenges,
 //! challenge selection). Prompts go to `/dev/tty`; only the final result goes to stdout.
 
+use std::collections::BTreeMap;
+
 use anyhow::Context as _;
 use cognito_auth::flow::AuthFlow;
-use serde_json::{Map, Value, json};
+use secrecy::{ExposeSecret as _, SecretString};
 use zeroize::Zeroizing;
 
-use super::session::{human_duration, write_stdout};
 use super::terminal::{Terminal, qr_code, read_stdin_line};
 use super::{Daemon, Interrupted, LoginArgs};
-use crate::client::{ClientError, segment};
+use crate::api::challenge::{Authenticated, MfaSetupDetails};
+use crate::api::{
+    AnswerBody, ChallengeDetails, ChallengeStep, LoginOutcome, LoginRequest, ProfileStatus,
+};
+use crate::client::ClientError;
+use crate::output::{human_duration, write_stdout};
 
 /// How many times a mistyped code or a refused new password is asked again before giving up.
 const MAX_RETRIES: usize = 5;
@@ -21,7 +27,7 @@ pub(crate) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()>
     // Ask the daemon first: an unreachable daemon or an unknown profile fails before any prompt.
     let status = daemon
         .client
-        .get_json(&format!("/v1/profiles/{}", segment(profile)))
+        .status(profile)
         .await
         .with_context(|| format!("logging {profile} in failed"))?;
     // Standard input is read before the Ctrl-C handler exists, so Ctrl-C still stops a person
@@ -45,30 +51,22 @@ pub(crate) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()>
         None => None,
     };
 
-    let start_path = format!("/v1/profiles/{}/login", segment(profile));
-    let (mut started, mut interrupted) = complete(
-        &mut interrupt,
-        start(daemon, &start_path, password.as_ref()),
-    )
-    .await;
-    if let Err(ClientError::Api { code, message, .. }) = &started {
-        if !interrupted && password.is_none() && code == "bad_input" && message.contains("password")
-        {
+    let (mut started, mut interrupted) =
+        complete(&mut interrupt, start(daemon, profile, password.as_ref())).await;
+    if let Err(error) = &started {
+        if !interrupted && password.is_none() && error.is_missing_field("password") {
             // No password source after all: ask for it and start again.
             password = Some(ask_password(&mut terminal, daemon, profile)?);
-            (started, interrupted) = complete(
-                &mut interrupt,
-                start(daemon, &start_path, password.as_ref()),
-            )
-            .await;
+            (started, interrupted) =
+                complete(&mut interrupt, start(daemon, profile, password.as_ref())).await;
         }
     }
     let mut reply = started
         .map_err(|error| error.with_credentials_hint(profile))
         .with_context(|| format!("starting the login of {profile} failed"))?;
     if interrupted {
-        if let Some(login_id) = reply.get("login_id").and_then(Value::as_str) {
-            cancel(daemon, login_id).await;
+        if let LoginOutcome::Challenge(step) = &reply {
+            cancel(daemon, &step.login_id).await;
         }
         return Err(
             anyhow::Error::new(Interrupted).context(format!("the login of {profile} failed"))
@@ -76,24 +74,17 @@ pub(crate) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()>
     }
 
     loop {
-        match reply.get("status").and_then(Value::as_str) {
-            Some("authenticated") => return report_success(profile, &status, &reply),
-            Some("challenge") => {}
-            other => {
-                anyhow::bail!("the daemon answered the login with an unknown status {other:?}")
+        let step = match reply {
+            LoginOutcome::Authenticated(done) => {
+                return report_success(daemon, profile, &status, &done).await;
             }
-        }
-        let login_id = reply
-            .get("login_id")
-            .and_then(Value::as_str)
-            .context("the daemon's challenge has no login_id")?
-            .to_owned();
+            LoginOutcome::Challenge(step) => step,
+        };
         let answered = answer_until_accepted(
             daemon,
             &mut terminal,
             &mut interrupt,
-            &reply,
-            &login_id,
+            &step,
             password.as_ref(),
         )
         .await;
@@ -102,7 +93,7 @@ pub(crate) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()>
             Err(error) => {
                 // Leave nothing pending behind, so the next `login` is not refused as "in
                 // progress" (best effort: the daemon also expires it).
-                cancel(daemon, &login_id).await;
+                cancel(daemon, &step.login_id).await;
                 return Err(error.context(format!("the login of {profile} failed")));
             }
         }
@@ -114,16 +105,17 @@ async fn answer_until_accepted(
     daemon: &Daemon,
     terminal: &mut Terminal,
     interrupt: &mut tokio::signal::unix::Signal,
-    challenge: &Value,
-    login_id: &str,
+    challenge: &ChallengeStep,
     password: Option<&Zeroizing<String>>,
-) -> anyhow::Result<Value> {
-    let path = format!("/v1/logins/{}", segment(login_id));
+) -> anyhow::Result<LoginOutcome> {
     let mut attempt = 0;
     loop {
         let answer = ask_answer(terminal, challenge, password, attempt == 0)?;
-        let (answered, interrupted) =
-            complete(interrupt, daemon.client.post_json(&path, answer)).await;
+        let (answered, interrupted) = complete(
+            interrupt,
+            daemon.client.answer(&challenge.login_id, &answer),
+        )
+        .await;
         if interrupted {
             return Err(Interrupted.into());
         }
@@ -152,120 +144,139 @@ async fn answer_until_accepted(
     }
 }
 
-/// Builds the JSON answer to one challenge by asking the person.
+/// Builds the answer to one challenge by asking the person.
 fn ask_answer(
     terminal: &mut Terminal,
-    challenge: &Value,
+    challenge: &ChallengeStep,
     password: Option<&Zeroizing<String>>,
     first_time: bool,
-) -> anyhow::Result<Value> {
-    let name = challenge
-        .get("challenge")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let details = challenge.get("details").cloned().unwrap_or(Value::Null);
-    let message = challenge
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .trim();
+) -> anyhow::Result<AnswerBody> {
+    let name = challenge.challenge.as_str();
+    let details = &challenge.details;
+    let message = challenge.message.trim();
     if first_time && !message.is_empty() {
         terminal.say(&sentence(message))?;
     }
-    match name {
-        "NEW_PASSWORD_REQUIRED" => {
+    match (name, details) {
+        ("NEW_PASSWORD_REQUIRED", _) => {
             let new_password = ask_new_password(terminal)?;
-            let mut attributes = Map::new();
-            for attribute in string_list(&details, "required_attributes") {
-                let value = terminal.ask_non_empty(&format!("{attribute}: "))?;
-                attributes.insert(attribute, Value::String(value));
+            let mut attributes = BTreeMap::new();
+            if let ChallengeDetails::NewPassword(details) = details {
+                for attribute in &details.required_attributes {
+                    let value = terminal.ask_non_empty(&format!("{attribute}: "))?;
+                    attributes.insert(attribute.clone(), value);
+                }
             }
-            Ok(json!({ "new_password": new_password.as_str(), "attributes": attributes }))
+            Ok(AnswerBody::new_password(secret(&new_password), attributes))
         }
-        "SMS_MFA" | "SMS_OTP" | "EMAIL_OTP" | "SOFTWARE_TOKEN_MFA" => {
+        ("SMS_MFA" | "SMS_OTP" | "EMAIL_OTP" | "SOFTWARE_TOKEN_MFA", _) => {
             if first_time && message.is_empty() {
-                terminal.say(&code_origin(name, &details))?;
+                terminal.say(&code_origin(name, details))?;
             }
             let code = terminal.ask_non_empty("Code: ")?;
-            Ok(json!({ "code": code }))
+            Ok(AnswerBody::code(SecretString::from(code)))
         }
-        "SELECT_MFA_TYPE" => {
-            let options = mfa_options(&details);
-            let labels: Vec<String> = options.iter().map(|option| mfa_label(option)).collect();
+        ("SELECT_MFA_TYPE", ChallengeDetails::Options(details)) if !details.options.is_empty() => {
+            let labels: Vec<String> = details.options.iter().map(|o| mfa_label(o)).collect();
             let chosen = terminal.choose("Which second factor do you want to use?", &labels)?;
-            Ok(json!({ "mfa_type": options[chosen] }))
+            Ok(AnswerBody::mfa_type(details.options[chosen].clone()))
         }
-        "MFA_SETUP" => {
+        ("MFA_SETUP", ChallengeDetails::MfaSetup(setup)) => {
             if first_time {
-                show_mfa_setup(terminal, &details)?;
+                show_mfa_setup(terminal, setup)?;
             }
             let code = terminal.ask_non_empty("Code from the authenticator app: ")?;
-            Ok(json!({ "code": code }))
+            Ok(AnswerBody::code(SecretString::from(code)))
         }
-        "SELECT_CHALLENGE" => {
-            let mut available = string_list(&details, "options");
-            if available.is_empty() {
-                available = string_list(&details, "available");
-            }
-            let labels: Vec<String> = available
+        ("MFA_SETUP", _) => {
+            anyhow::bail!("the MFA setup challenge carries no secret_code")
+        }
+        ("SELECT_CHALLENGE", ChallengeDetails::Options(details)) if !details.options.is_empty() => {
+            let labels: Vec<String> = details
+                .options
                 .iter()
                 .map(|option| challenge_label(option))
                 .collect();
             let chosen = terminal.choose("How do you want to sign in?", &labels)?;
-            let challenge_name = available[chosen].clone();
+            let challenge_name = details.options[chosen].clone();
             if challenge_name.starts_with("PASSWORD") {
-                let secret = match password {
+                let typed = match password {
                     Some(password) => password.clone(),
                     None => terminal.ask_secret("Password: ")?,
                 };
-                Ok(json!({ "challenge": challenge_name, "password": secret.as_str() }))
+                Ok(AnswerBody::select_challenge(
+                    challenge_name,
+                    Some(secret(&typed)),
+                ))
             } else {
-                Ok(json!({ "challenge": challenge_name }))
+                Ok(AnswerBody::select_challenge(challenge_name, None))
             }
         }
-        "CUSTOM_CHALLENGE" => {
+        ("CUSTOM_CHALLENGE", _) => {
             if first_time {
-                if let Some(parameters) = details.get("parameters").and_then(Value::as_object) {
-                    for (key, value) in parameters {
-                        let shown = value
-                            .as_str()
-                            .map_or_else(|| value.to_string(), str::to_owned);
-                        terminal.say(&format!("  {key}: {shown}"))?;
+                if let ChallengeDetails::Custom(custom) = details {
+                    for (key, value) in &custom.parameters {
+                        terminal.say(&format!("  {key}: {value}"))?;
                     }
                 }
             }
             let answer = terminal.ask_secret("Answer: ")?;
-            Ok(json!({ "answer": answer.as_str() }))
+            Ok(AnswerBody::custom(secret(&answer)))
         }
         _ => ask_fields(terminal, challenge),
     }
 }
 
-/// A challenge this CLI does not know by name: ask for each field the daemon lists.
-fn ask_fields(terminal: &mut Terminal, challenge: &Value) -> anyhow::Result<Value> {
-    let fields = string_list(challenge, "fields");
-    anyhow::ensure!(
-        !fields.is_empty(),
-        "the daemon sent a challenge this CLI cannot answer ({})",
-        challenge
-            .get("challenge")
-            .and_then(Value::as_str)
-            .unwrap_or("unnamed")
-    );
-    let mut answer = Map::new();
-    for field in fields {
+/// A challenge this CLI does not know by name: ask for each field the daemon lists, among the
+/// answer fields the API has.
+fn ask_fields(terminal: &mut Terminal, challenge: &ChallengeStep) -> anyhow::Result<AnswerBody> {
+    let unanswerable = || {
+        anyhow::anyhow!(
+            "the daemon sent a challenge this CLI cannot answer ({})",
+            if challenge.challenge.is_empty() {
+                "unnamed"
+            } else {
+                &challenge.challenge
+            }
+        )
+    };
+    if challenge.fields.is_empty() {
+        return Err(unanswerable());
+    }
+    let mut answer = AnswerBody::default();
+    for field in &challenge.fields {
         let prompt = format!("{}: ", field.replace('_', " "));
+        let slot = match field.as_str() {
+            "new_password" => &mut answer.new_password,
+            "code" => &mut answer.code,
+            "password" => &mut answer.password,
+            "answer" => &mut answer.answer,
+            "mfa_type" => {
+                answer.mfa_type = Some(terminal.ask_non_empty(&prompt)?);
+                continue;
+            }
+            "challenge" => {
+                answer.challenge = Some(terminal.ask_non_empty(&prompt)?);
+                continue;
+            }
+            _ => return Err(unanswerable()),
+        };
         let value = if ["password", "answer"]
             .iter()
             .any(|secret| field.contains(secret))
         {
-            terminal.ask_secret(&prompt)?.as_str().to_owned()
+            secret(&terminal.ask_secret(&prompt)?)
         } else {
-            terminal.ask_non_empty(&prompt)?
+            SecretString::from(terminal.ask_non_empty(&prompt)?)
         };
-        answer.insert(field, Value::String(value));
+        *slot = Some(value);
     }
-    Ok(Value::Object(answer))
+    Ok(answer)
+}
+
+/// A typed secret as it goes into a request body.
+fn secret(text: &Zeroizing<String>) -> SecretString {
+    SecretString::from(text.as_str().to_owned())
 }
 
 fn ask_new_password(terminal: &mut Terminal) -> anyhow::Result<Zeroizing<String>> {
@@ -317,33 +328,26 @@ async fn complete<T>(
 
 /// Cancels a pending login, ignoring failures (it may already be gone).
 async fn cancel(daemon: &Daemon, login_id: &str) {
-    let _ = daemon
-        .client
-        .delete(&format!("/v1/logins/{}", segment(login_id)))
-        .await;
+    let _ = daemon.client.cancel(login_id).await;
 }
 
 async fn start(
     daemon: &Daemon,
-    path: &str,
+    profile: &str,
     password: Option<&Zeroizing<String>>,
-) -> Result<Value, ClientError> {
-    let body = match password {
-        Some(password) => json!({ "password": password.as_str() }),
-        None => json!({}),
+) -> Result<LoginOutcome, ClientError> {
+    let body = LoginRequest {
+        password: password.map(secret),
     };
-    daemon.client.post_json(path, body).await
+    daemon.client.login(profile, &body).await
 }
 
 /// Whether to ask for the password before starting: not when the profile has a password source,
 /// nor for flows that start without one (USER_AUTH asks in SELECT_CHALLENGE, CUSTOM_AUTH without SRP).
-fn needs_password(daemon: &Daemon, profile: &str, status: &Value) -> bool {
+fn needs_password(daemon: &Daemon, profile: &str, status: &ProfileStatus) -> bool {
     let Some(config) = profile_config(daemon, profile) else {
         // Without the configuration (e.g. `--socket` alone), the daemon's status names the flow.
-        return !matches!(
-            status.get("auth_flow").and_then(Value::as_str),
-            Some("USER_AUTH" | "CUSTOM_AUTH")
-        );
+        return !matches!(status.auth_flow.as_str(), "USER_AUTH" | "CUSTOM_AUTH");
     };
     if config.password.is_some() {
         return false;
@@ -370,39 +374,53 @@ fn profile_config<'a>(
         .map(|(_, config)| config)
 }
 
-/// `<profile>: logged in as <user>`: the name the user signs in with (the profile's `username`,
-/// from the status read before the login), not the internal one Cognito answers with, which is
-/// a UUID in pools that sign in by email.
-fn report_success(profile: &str, status: &Value, reply: &Value) -> anyhow::Result<()> {
+/// `<profile>: logged in as <user>; token valid for <time>`: the name the user signs in with
+/// (the profile's `username`, from the status read before the login), not the internal one
+/// Cognito answers with, which is a UUID in pools that sign in by email; and how long the new
+/// token lives, as the daemon counts it (its status after the login: the outcome carries the
+/// absolute expiry only, and the daemon's clock is the one that counts).
+async fn report_success(
+    daemon: &Daemon,
+    profile: &str,
+    status: &ProfileStatus,
+    done: &Authenticated,
+) -> anyhow::Result<()> {
     let username = status
-        .get("username")
-        .and_then(Value::as_str)
-        .or_else(|| reply.get("username").and_then(Value::as_str))
+        .username
+        .as_deref()
+        .or(done.username.as_deref())
         .map(|username| format!(" as {username}"))
         .unwrap_or_default();
-    let expires = reply
-        .get("expires_in")
-        .and_then(Value::as_u64)
-        .map(|seconds| format!("; token valid for {}", human_duration(seconds)))
-        .unwrap_or_default();
-    write_stdout(&format!("{profile}: logged in{username}{expires}\n"))
+    // Only decoration: the login has succeeded, so a failed status read leaves it out.
+    let expires_in = daemon
+        .client
+        .status(profile)
+        .await
+        .ok()
+        .and_then(|after| after.expires_in);
+    write_stdout(&success_line(profile, &username, expires_in))
 }
 
-fn show_mfa_setup(terminal: &mut Terminal, details: &Value) -> anyhow::Result<()> {
-    let secret = details
-        .get("secret_code")
-        .and_then(Value::as_str)
-        .context("the MFA setup challenge carries no secret_code")?;
-    terminal.say(&format!("Secret key: {secret}"))?;
-    if let Some(uri) = details.get("otpauth_uri").and_then(Value::as_str) {
-        terminal.say(&format!("URI: {uri}"))?;
-        match qr_code(uri) {
-            Ok(drawing) => {
-                terminal.say("Scan this QR code with the app:")?;
-                terminal.say(&drawing)?;
-            }
-            Err(error) => terminal.say(&format!("(no QR code: {error:#})"))?,
+fn success_line(profile: &str, username: &str, expires_in: Option<u64>) -> String {
+    let expires = expires_in
+        .map(|seconds| format!("; token valid for {}", human_duration(seconds)))
+        .unwrap_or_default();
+    format!("{profile}: logged in{username}{expires}\n")
+}
+
+fn show_mfa_setup(terminal: &mut Terminal, setup: &MfaSetupDetails) -> anyhow::Result<()> {
+    terminal.say(&format!(
+        "Secret key: {}",
+        setup.secret_code.expose_secret()
+    ))?;
+    let uri = setup.otpauth_uri.expose_secret();
+    terminal.say(&format!("URI: {uri}"))?;
+    match qr_code(uri) {
+        Ok(drawing) => {
+            terminal.say("Scan this QR code with the app:")?;
+            terminal.say(&drawing)?;
         }
+        Err(error) => terminal.say(&format!("(no QR code: {error:#})"))?,
     }
     Ok(())
 }
@@ -420,25 +438,19 @@ fn sentence(message: &str) -> String {
     text
 }
 
-fn code_origin(name: &str, details: &Value) -> String {
-    let destination = details
-        .get("destination")
-        .and_then(Value::as_str)
-        .map(|destination| format!(" to {destination}"))
-        .unwrap_or_default();
+fn code_origin(name: &str, details: &ChallengeDetails) -> String {
+    let destination = match details {
+        ChallengeDetails::Destination(details) => details
+            .destination
+            .as_deref()
+            .map(|destination| format!(" to {destination}"))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
     match name {
         "SMS_MFA" | "SMS_OTP" => format!("A code was sent by SMS{destination}."),
         "EMAIL_OTP" => format!("A code was sent by email{destination}."),
         _ => "Enter the code shown by your authenticator app.".to_owned(),
-    }
-}
-
-fn mfa_options(details: &Value) -> Vec<String> {
-    let options = string_list(details, "options");
-    if options.is_empty() {
-        string_list(details, "mfa_types")
-    } else {
-        options
     }
 }
 
@@ -464,36 +476,31 @@ fn challenge_label(option: &str) -> String {
     format!("{human} ({option})")
 }
 
-fn string_list(value: &Value, key: &str) -> Vec<String> {
-    value
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| item.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::challenge::DestinationDetails;
 
     #[test]
     fn lists_and_labels() {
-        let details = json!({"options": ["SMS_MFA", "SOFTWARE_TOKEN_MFA"]});
-        assert_eq!(mfa_options(&details), vec!["SMS_MFA", "SOFTWARE_TOKEN_MFA"]);
         assert_eq!(
             mfa_label("SOFTWARE_TOKEN_MFA"),
             "authenticator app (SOFTWARE_TOKEN_MFA)"
         );
-        assert!(
-            code_origin("SMS_MFA", &json!({"destination": "+*****1234"})).contains("+*****1234")
-        );
-        assert_eq!(string_list(&json!({}), "x"), Vec::<String>::new());
+        let destination = ChallengeDetails::Destination(DestinationDetails {
+            destination: Some("+*****1234".to_owned()),
+        });
+        assert!(code_origin("SMS_MFA", &destination).contains("+*****1234"));
         assert_eq!(sentence("choose a new password"), "Choose a new password.");
         assert_eq!(sentence("Done!"), "Done!");
+    }
+
+    #[test]
+    fn the_success_line_says_how_long_the_token_lives() {
+        assert_eq!(
+            success_line("dev", " as alice", Some(3599)),
+            "dev: logged in as alice; token valid for 59m59s\n"
+        );
+        assert_eq!(success_line("dev", "", None), "dev: logged in\n");
     }
 }

@@ -16,6 +16,29 @@ use tokio::sync::Notify;
 
 use super::*;
 
+// What the rooms of the server keep to themselves, and what the tests build with.
+use super::accept::serve_app;
+use super::checks::{Checks, bearer_matches, logged_path, with_listener_checks};
+use super::errors::ApiError;
+use super::parse::{
+    JsonFields, login_id, profile_name, token_query as parse_token_query, wants_plain_text,
+};
+use crate::api::REQUEST_HEADER;
+use crate::broker::TokenKind;
+use crate::listen::{Peer, Transport};
+use axum::body::{Body, Bytes};
+use axum::extract::Path;
+use axum::response::{IntoResponse, Response};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+use http_body_util::BodyExt as _;
+use hyper_util::rt::TokioIo;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
+
 const PORT: u16 = 7467;
 
 fn tcp_peer(uid: Option<u32>) -> Peer {
@@ -662,11 +685,11 @@ async fn bad_json_names_the_field_and_never_repeats_a_secret() {
 
 #[test]
 fn token_query() {
-    let parse = |query: &str| TokenQuery::parse(Some(query));
+    let parse = |query: &str| parse_token_query(Some(query));
     let query = parse("").unwrap();
     assert!(matches!(query.kind, TokenKind::Access));
     assert_eq!(query.min_ttl, None);
-    assert!(TokenQuery::parse(None).is_ok());
+    assert!(parse_token_query(None).is_ok());
     let query = parse("kind=id&min_ttl=300").unwrap();
     assert!(matches!(query.kind, TokenKind::Id));
     assert_eq!(query.min_ttl, Some(Duration::from_secs(300)));

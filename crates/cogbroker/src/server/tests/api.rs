@@ -11,6 +11,7 @@ use cognito_auth::env::{Clock, OsEntropy};
 use cognito_emulator::{Emulator, Fault, FaultKind, RunningEmulator, Seed};
 
 use super::*;
+use crate::api::REQUEST_HEADER;
 use crate::broker::BrokerOptions;
 use crate::config::parse;
 use crate::store::MemoryStore;

@@ -1,0 +1,269 @@
+//! The listener checks of design.md §7, which every request passes before a handler runs, and
+//! the layers around every response (`Cache-Control: no-store`, `nosniff`, never any
+//! `Access-Control-*`; sensitive headers kept out of logs; a trace span with a sanitised path).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri};
+use secrecy::{ExposeSecret as _, SecretString};
+use subtle::ConstantTimeEq as _;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use super::errors::{self, ApiError};
+use crate::api::{REQUEST_HEADER, path};
+use crate::listen::{self, Peer, PeerVerdict, Transport};
+
+/// What the listener checks need to know.
+#[derive(Clone)]
+pub(super) struct Checks {
+    pub(super) api_key: Option<Arc<SecretString>>,
+    pub(super) tcp_port: Option<u16>,
+    pub(super) our_uid: u32,
+    pub(super) header_limit: usize,
+}
+
+/// Wraps `routes` in the fallbacks and the layers every response passes through.
+pub(super) fn with_listener_checks(routes: Router, checks: Checks) -> Router {
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(checks, listener_checks))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    tracing::debug_span!("request", method = %request.method(), path = %logged_path(request.uri().path()))
+                }),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::PROXY_AUTHORIZATION, header::COOKIE]))
+        .layer(middleware::from_fn(response_headers))
+}
+
+/// The path as it may appear in logs: login ids and anything outside a plain character set
+/// are not written out.
+pub(super) fn logged_path(path: &str) -> &str {
+    if path.starts_with(path::LOGINS_PREFIX) {
+        return "/v1/logins/{login_id}";
+    }
+    let plain = path.len() <= 200
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
+    if plain { path } else { "{unprintable path}" }
+}
+
+async fn response_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let cors: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in cors {
+        headers.remove(name);
+    }
+    response
+}
+
+/// The listener checks of design.md §7, in order: connection identity, header size, proxy
+/// headers, Host (TCP: DNS rebinding), Origin, Sec-Fetch-Site, the peer's uid, the API key,
+/// and the custom request header on `/v1/*`.
+async fn listener_checks(State(checks): State<Checks>, request: Request, next: Next) -> Response {
+    match check_request(&checks, &request) {
+        Ok(()) => next.run(request).await,
+        Err(error) => {
+            tracing::info!(
+                status = error.status().as_u16(),
+                code = error.code(),
+                "request refused by a listener check"
+            );
+            error.into_response()
+        }
+    }
+}
+
+pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), ApiError> {
+    let Some(peer) = request.extensions().get::<Peer>() else {
+        return Err(ApiError::forbidden(
+            "forbidden_peer",
+            "the connection's origin is unknown; requests must arrive through the daemon's listeners",
+        ));
+    };
+    let headers = request.headers();
+
+    let head_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + request
+            .uri()
+            .path_and_query()
+            .map_or(0, |target| target.as_str().len());
+    if head_bytes > checks.header_limit {
+        return Err(errors::headers_too_large(checks.header_limit));
+    }
+
+    for name in ["forwarded", "x-forwarded-for", "via"] {
+        if headers.contains_key(name) {
+            return Err(ApiError::forbidden(
+                "forbidden_proxy",
+                format!("requests relayed by a proxy (a `{name}` header is present) are refused"),
+            ));
+        }
+    }
+
+    if let Transport::Tcp { local, .. } = peer.transport {
+        let port = checks.tcp_port.unwrap_or(local.port());
+        if !host_allowed(headers, request.uri(), port, local.ip()) {
+            return Err(ApiError::forbidden(
+                "forbidden_host",
+                format!(
+                    "the Host header must be 127.0.0.1:{port}, localhost:{port} or [::1]:{port} (DNS rebinding protection)"
+                ),
+            ));
+        }
+    }
+
+    if headers.contains_key(header::ORIGIN) {
+        return Err(ApiError::forbidden(
+            "forbidden_origin",
+            "requests carrying an Origin header (browsers) are refused",
+        ));
+    }
+
+    for value in headers.get_all("sec-fetch-site") {
+        let allowed = value.to_str().is_ok_and(|site| {
+            let site = site.trim();
+            site.eq_ignore_ascii_case("none") || site.eq_ignore_ascii_case("same-origin")
+        });
+        if !allowed {
+            return Err(ApiError::forbidden(
+                "forbidden_fetch_site",
+                "cross-site and same-site browser requests (Sec-Fetch-Site) are refused",
+            ));
+        }
+    }
+
+    let target = request.uri().path();
+    let verdict = listen::judge_peer(peer.uid, checks.our_uid);
+    if let PeerVerdict::Foreign(uid) = verdict {
+        return Err(ApiError::forbidden(
+            "forbidden_peer",
+            format!(
+                "the caller runs as uid {uid}, not as the daemon's user (uid {})",
+                checks.our_uid
+            ),
+        ));
+    }
+    let api_key_ok = match (&checks.api_key, headers.get(header::AUTHORIZATION)) {
+        (Some(key), Some(value)) => {
+            if !bearer_matches(value, key) {
+                return Err(errors::unauthorized("the API key is wrong"));
+            }
+            true
+        }
+        _ => false,
+    };
+    // `/healthz` needs no API key: it says nothing but "ok" and the version.
+    if verdict == PeerVerdict::Unverified && !api_key_ok && target != path::HEALTH {
+        return Err(match checks.api_key {
+            Some(_) => errors::unauthorized(
+                "the caller's uid cannot be checked: send the API key as `Authorization: Bearer <key>`",
+            ),
+            None => ApiError::forbidden(
+                "forbidden_peer",
+                "the caller's uid cannot be checked and no api_key_file is configured",
+            ),
+        });
+    }
+
+    if target == "/v1" || target.starts_with("/v1/") {
+        let present = headers
+            .get(REQUEST_HEADER)
+            .is_some_and(|value| value.as_bytes() == b"1");
+        if !present {
+            return Err(errors::missing_request_header());
+        }
+    }
+    Ok(())
+}
+
+/// Exactly one Host naming `127.0.0.1`, `localhost`, `[::1]` or the very address the
+/// connection arrived on (another 127.x.y.z listener; an IP literal cannot be rebound), always
+/// with our port; an absolute-form request target must name the same.
+pub(super) fn host_allowed(
+    headers: &HeaderMap,
+    uri: &Uri,
+    port: u16,
+    local_ip: std::net::IpAddr,
+) -> bool {
+    let allowed = |authority: &str| {
+        let Some((host, host_port)) = authority.rsplit_once(':') else {
+            return false;
+        };
+        let literal = match host
+            .strip_prefix('[')
+            .and_then(|host| host.strip_suffix(']'))
+        {
+            Some(v6) => v6
+                .parse::<std::net::Ipv6Addr>()
+                .ok()
+                .map(std::net::IpAddr::V6),
+            None => host
+                .parse::<std::net::Ipv4Addr>()
+                .ok()
+                .map(std::net::IpAddr::V4),
+        };
+        host_port.parse::<u16>().ok() == Some(port)
+            && (host.eq_ignore_ascii_case("localhost")
+                || host == "127.0.0.1"
+                || host == "[::1]"
+                || literal == Some(local_ip))
+    };
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+        return false;
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    allowed(host)
+        && uri
+            .authority()
+            .is_none_or(|authority| allowed(authority.as_str()))
+}
+
+/// `Authorization: Bearer <key>`, compared in constant time.
+pub(super) fn bearer_matches(value: &HeaderValue, key: &SecretString) -> bool {
+    let bytes = value.as_bytes();
+    let Some(presented) = bytes
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
+        .and(bytes.get(7..))
+    else {
+        return false;
+    };
+    presented
+        .trim_ascii()
+        .ct_eq(key.expose_secret().as_bytes())
+        .into()
+}
+
+async fn not_found() -> ApiError {
+    errors::not_found()
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    errors::method_not_allowed(&method)
+}
