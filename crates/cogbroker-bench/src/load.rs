@@ -212,3 +212,25 @@ pub(crate) fn quantile(samples: &mut [f64], q: f64) -> f64 {
     let index = ((samples.len() - 1) as f64 * q).round() as usize;
     samples[index]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_pick_the_nearest_rank() {
+        let mut samples: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(quantile(&mut samples, 0.5), 51.0);
+        assert_eq!(quantile(&mut samples, 0.99), 99.0);
+        assert_eq!(quantile(&mut samples, 0.0), 1.0);
+        assert!(quantile(&mut [], 0.5).is_nan());
+    }
+
+    #[test]
+    fn host_header_names_the_tcp_port() {
+        let tcp = Target::Tcp("127.0.0.1:7467".parse().unwrap());
+        assert_eq!(tcp.host(), "127.0.0.1:7467");
+        assert_eq!(Target::Unix("/s".into()).host(), "localhost");
+        assert_eq!(tcp.oneshot_arg(), "tcp:127.0.0.1:7467");
+    }
+}

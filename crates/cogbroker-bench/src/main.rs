@@ -275,7 +275,7 @@ fn render_section(
     let _ = writeln!(text, "{}", render_table(rows));
     let _ = writeln!(text, "Commands this run started:\n");
     for command in commands {
-        let _ = writeln!(text, "- `{command}`");
+        let _ = writeln!(text, "- {command}");
     }
     let _ = writeln!(text, "\n{END}");
     text
@@ -323,4 +323,57 @@ fn utc(unix: u64) -> String {
         secs / 3600,
         secs % 3600 / 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_renders_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_796_206_741), "2026-12-02 10:19 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+    }
+
+    #[test]
+    fn write_section_replaces_only_between_the_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.md");
+        std::fs::write(
+            &path,
+            format!("# Title\n\nkept\n\n{BEGIN}\nold\n{END}\ntail\n"),
+        )
+        .unwrap();
+        write_section(&path, &format!("{BEGIN}\nnew\n{END}\n")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            format!("# Title\n\nkept\n\n{BEGIN}\nnew\n{END}\ntail\n")
+        );
+    }
+
+    #[test]
+    fn write_section_creates_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.md");
+        write_section(&path, &format!("{BEGIN}\nx\n{END}\n")).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("# Benchmarks\n") && text.contains("\nx\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn table_has_one_line_per_row() {
+        let rows = vec![
+            Row::new("f", "1", "2", "0.5×", "≥ 1×", Verdict::Fail),
+            Row::new("g", "not built", "", "", "", Verdict::NotBuilt),
+        ];
+        let table = render_table(&rows);
+        assert_eq!(table.lines().count(), 4);
+        assert!(table.contains("| f | 1 | 2 | 0.5× | ≥ 1× | FAIL |"));
+        assert!(table.contains("| not built |"));
+    }
 }

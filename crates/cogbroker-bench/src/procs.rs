@@ -81,7 +81,11 @@ impl Drop for Proc {
 
 /// utime + stime of a process in clock ticks.
 pub(crate) fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat"))?)
+}
+
+/// utime + stime from the text of /proc/PID/stat.
+fn parse_cpu_ticks(stat: &str) -> anyhow::Result<u64> {
     // The command name (field 2) may contain spaces; the fields after its ')' are fixed.
     let rest = stat
         .rsplit_once(')')
@@ -373,4 +377,21 @@ pub(crate) fn time_process(
     let mean = samples.iter().sum::<f64>() / samples.len() as f64;
     let median = load::quantile(&mut samples, 0.5);
     Ok((mean, median))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_come_from_fields_14_and_15_even_with_spaces_in_the_name() {
+        let stat = "4242 (tokio rt) worker) S 1 4242 4242 0 -1 4194304 500 0 0 0 17 5 0 0 20 0 3 0 100 1000 200";
+        assert_eq!(parse_cpu_ticks(stat).unwrap(), 22);
+        assert!(parse_cpu_ticks("garbage").is_err());
+    }
+
+    #[test]
+    fn own_process_has_readable_ticks_and_rss() {
+        assert!(cpu_ticks(std::process::id()).is_ok());
+    }
 }

@@ -391,6 +391,8 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
         Err(e) => Row::error(soak_figure, "< 1 MiB growth", &e),
     });
     drop(hello);
+    // The storm counts every upstream call: nothing else may talk to the emulator meanwhile.
+    drop(daemon);
 
     // Idle (its own daemon, measured while the storm runs: its ticks are its own) and the storm.
     say("idle daemon and refresh storm");
@@ -443,7 +445,6 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
         plan.idle.as_secs()
     ));
     drop(idle_daemon);
-    drop(daemon);
     drop(emulator);
     Ok((rows, commands))
 }
