@@ -26,7 +26,7 @@ KEYRING_TEST_PASSWORD := cogbroker-test
 
 .DEFAULT_GOAL := help
 .PHONY: help build demo test fmt fmt-check clippy lint unit demo-once interop keyring keyring-deps \
-	browser browser-deps install clean-venv
+	browser browser-deps install clean-venv bench bench-quick bench-build
 
 help:
 	@echo 'make demo        build and run `cogbroker demo`: an emulator, the daemon, a login, tokens'
@@ -39,6 +39,8 @@ help:
 	@echo 'make fmt         format the workspace'
 	@echo 'make install     the binary to $(BIN_DIR), the systemd user units to $(UNIT_DIR)'
 	@echo 'make clean-venv  remove the interop venv'
+	@echo 'make bench       release build, every performance row against its baselines, table -> docs/benchmarks.md (~6 min)'
+	@echo 'make bench-quick the same rows, shorter (CI smoke, < 2 min); writes nothing'
 
 build:
 	$(CARGO) build --workspace --bins
@@ -163,3 +165,32 @@ install:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# `make bench` (not part of `make test`): the release binaries measured as a black box against
+# baselines the bench builds and starts itself (docs/benchmarks.md). The AWS CLI and pycognito
+# baselines come from PyPI into $(BENCH_VENV); if pip cannot install them, their rows say so.
+BENCH_VENV := target/bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP):
+	@echo '==> installing awscli and pycognito into $(BENCH_VENV) (bench baselines)'
+	@rm -rf $(BENCH_VENV)
+	@if $(PYTHON) -m venv $(BENCH_VENV) && \
+		$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check awscli pycognito; then \
+		touch $@; \
+	else \
+		echo 'bench: pip could not install awscli/pycognito; those rows will say so' >&2; \
+	fi
+
+# Two builds, so the product binaries get the same features as in `cargo build --release`.
+bench-build:
+	$(CARGO) build --release -p cogbroker -p cognito-emulator
+	$(CARGO) build --release -p cogbroker-bench
+
+bench: bench-build
+	@$(MAKE) --no-print-directory $(BENCH_STAMP) || true
+	target/release/cogbroker-bench --venv $(BENCH_VENV) --out docs/benchmarks.md
+
+bench-quick: bench-build
+	@$(MAKE) --no-print-directory $(BENCH_STAMP) || true
+	target/release/cogbroker-bench --quick --venv $(BENCH_VENV)
