@@ -23,6 +23,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod helpers;
 pub mod listen;
 pub mod serve;
 pub mod server;

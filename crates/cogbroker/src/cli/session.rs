@@ -54,6 +54,7 @@ pub(crate) async fn token(daemon: &Daemon, args: &TokenArgs) -> anyhow::Result<(
     let output = match args.format {
         TokenFormat::Raw => format!("{token}\n"),
         TokenFormat::Header => format!("Authorization: Bearer {token}\n"),
+        TokenFormat::Bearer => format!("Bearer {token}\n"),
         TokenFormat::Json => format!("{reply}\n"),
     };
     write_stdout(&output)
