@@ -25,9 +25,10 @@ fn api_server(world: &World, tls: &Tls) -> anyhow::Result<Server> {
             );
         }
         match request.bearer() {
-            Some(token) if verifier.accepts(token, TokenUse::Id) => {
-                Response::json(200, &json!({"kind": "Status", "status": "Success", "message": "id token accepted"}))
-            }
+            Some(token) if verifier.accepts(token, TokenUse::Id) => Response::json(
+                200,
+                &json!({"kind": "Status", "status": "Success", "message": "id token accepted"}),
+            ),
             _ => Response::json(
                 401,
                 &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Unauthorized", "code": 401}),
@@ -36,7 +37,13 @@ fn api_server(world: &World, tls: &Tls) -> anyhow::Result<Server> {
     })
 }
 
-fn kubeconfig(world: &World, tls: &Tls, server: &Server, api_version: &str, profile: &str) -> anyhow::Result<std::path::PathBuf> {
+fn kubeconfig(
+    world: &World,
+    tls: &Tls,
+    server: &Server,
+    api_version: &str,
+    profile: &str,
+) -> anyhow::Result<std::path::PathBuf> {
     let ca = base64::engine::general_purpose::STANDARD.encode(tls.pem.as_bytes());
     let binary = world.bin_dir()?.join("cogbroker");
     let text = format!(
@@ -65,7 +72,10 @@ current-context: test
         port = server.addr.port(),
         command = binary.display(),
     );
-    let path = world.sandbox.dir.path().join(format!("kubeconfig-{profile}-{}", api_version.replace(['/', '.'], "_")));
+    let path = world.sandbox.dir.path().join(format!(
+        "kubeconfig-{profile}-{}",
+        api_version.replace(['/', '.'], "_")
+    ));
     std::fs::write(&path, text)?;
     Ok(path)
 }
@@ -73,7 +83,11 @@ current-context: test
 fn kubectl(world: &World, kubeconfig: &std::path::Path) -> anyhow::Result<std::process::Output> {
     let home = world.sandbox.dir.path().join("kube-home");
     let mut command = world.client("kubectl", &home)?;
-    command.arg("--kubeconfig").arg(kubeconfig).args(["get", "--raw", "/api/v1/namespaces/default/pods"]);
+    command.arg("--kubeconfig").arg(kubeconfig).args([
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/pods",
+    ]);
     run(command, None)
 }
 
@@ -83,14 +97,27 @@ fn kubectl_uses_the_id_token_in_v1_and_v1beta1() -> anyhow::Result<()> {
     let tls = Tls::self_signed()?;
     let server = api_server(&world, &tls)?;
     let id_token = world.token("id")?;
-    for api_version in ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"] {
+    for api_version in [
+        "client.authentication.k8s.io/v1",
+        "client.authentication.k8s.io/v1beta1",
+    ] {
         let config = kubeconfig(&world, &tls, &server, api_version, "dev")?;
         let before = server.requests().len();
         let output = kubectl(&world, &config)?;
         expect_code(&output, 0).map_err(|error| error.context(api_version))?;
-        ensure!(String::from_utf8_lossy(&output.stdout).contains("id token accepted"), "{api_version}: {}", shown(&output));
-        let presented: Vec<_> = server.requests()[before..].iter().filter_map(|r| r.bearer().map(str::to_owned)).collect();
-        ensure!(presented.contains(&id_token), "{api_version}: kubectl sent the profile's ID token");
+        ensure!(
+            String::from_utf8_lossy(&output.stdout).contains("id token accepted"),
+            "{api_version}: {}",
+            shown(&output)
+        );
+        let presented: Vec<_> = server.requests()[before..]
+            .iter()
+            .filter_map(|r| r.bearer().map(str::to_owned))
+            .collect();
+        ensure!(
+            presented.contains(&id_token),
+            "{api_version}: kubectl sent the profile's ID token"
+        );
     }
     Ok(())
 }
@@ -100,13 +127,26 @@ fn kubectl_shows_that_a_login_is_needed() -> anyhow::Result<()> {
     let world = World::start("", "")?;
     let tls = Tls::self_signed()?;
     let server = api_server(&world, &tls)?;
-    let config = kubeconfig(&world, &tls, &server, "client.authentication.k8s.io/v1", "idle")?;
+    let config = kubeconfig(
+        &world,
+        &tls,
+        &server,
+        "client.authentication.k8s.io/v1",
+        "idle",
+    )?;
     let started = Instant::now();
     let output = kubectl(&world, &config)?;
-    eprintln!("kubectl with a login-required profile failed after {:?}", started.elapsed());
+    eprintln!(
+        "kubectl with a login-required profile failed after {:?}",
+        started.elapsed()
+    );
     ensure!(!output.status.success(), "{}", shown(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    ensure!(stderr.contains("cogbroker login idle"), "{}", shown(&output));
+    ensure!(
+        stderr.contains("cogbroker login idle"),
+        "{}",
+        shown(&output)
+    );
     ensure!(stderr.contains("exit code 4"), "{}", shown(&output));
     Ok(())
 }
@@ -123,9 +163,17 @@ fn the_plugin_answers_the_version_it_was_asked_for() -> anyhow::Result<()> {
     let output = run(command, None)?;
     expect_code(&output, 0)?;
     let reply: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    ensure!(reply["apiVersion"] == "client.authentication.k8s.io/v1beta1", "{reply}");
+    ensure!(
+        reply["apiVersion"] == "client.authentication.k8s.io/v1beta1",
+        "{reply}"
+    );
     ensure!(reply["status"]["token"] == token.as_str());
-    ensure!(reply["status"]["expirationTimestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{reply}");
+    ensure!(
+        reply["status"]["expirationTimestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{reply}"
+    );
     // No KUBERNETES_EXEC_INFO: v1. An access token on request.
     let output = world.cli(&["kube-credential", "dev", "--kind", "access"], None)?;
     expect_code(&output, 0)?;
