@@ -2,6 +2,7 @@
 //! sh), each against a loopback server that checks the Cognito token as a resource server
 //! would, plus the protocol edges the clients do not reach (exit codes, bad input).
 
+mod cargo;
 mod docker;
 mod fixture;
 mod git;

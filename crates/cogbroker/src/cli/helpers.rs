@@ -164,8 +164,11 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
     if invoked_as == "docker-credential-cogbroker" {
         args[0] = OsString::from("cogbroker");
         args.insert(1, OsString::from("docker-credential"));
-    } else if args.get(1).is_some_and(|arg| arg == "--cargo-plugin") {
-        args.insert(1, OsString::from("cargo-credential"));
+    } else if !args.iter().any(|arg| arg == "cargo-credential") {
+        // cargo runs `<first element> --cargo-plugin`; global options may precede it.
+        if let Some(at) = args.iter().position(|arg| arg == "--cargo-plugin") {
+            args.insert(at, OsString::from("cargo-credential"));
+        }
     }
     args
 }
@@ -523,9 +526,13 @@ fn cargo_answer(global: &GlobalArgs, args: &CargoCredentialArgs, line: &str) -> 
     let line = std::iter::once("cogbroker".to_owned()).chain(request.args.iter().cloned());
     match Cli::try_parse_from(line) {
         Ok(Cli {
-            global,
+            global: own,
             command: Command::CargoCredential(args),
-        }) => cargo_for(&global, &args, &request),
+        }) => {
+            // Where the daemon is: the request's options if it names any, else our own.
+            let names_daemon = own.config.is_some() || own.socket.is_some() || own.url.is_some();
+            cargo_for(if names_daemon { &own } else { global }, &args, &request)
+        }
         Ok(_) => cargo::error_reply(
             cargo::ErrorKind::Other,
             Some("credential-provider must be [\"cogbroker\", \"cargo-credential\", ...]"),
