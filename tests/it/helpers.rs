@@ -7,3 +7,4 @@ mod docker;
 mod fixture;
 mod git;
 mod kube;
+mod misc;
