@@ -4,7 +4,6 @@
 //! with our message, at once (`interactiveMode: Never`).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::ensure;
 use base64::Engine as _;
@@ -134,12 +133,7 @@ fn kubectl_shows_that_a_login_is_needed() -> anyhow::Result<()> {
         "client.authentication.k8s.io/v1",
         "idle",
     )?;
-    let started = Instant::now();
     let output = kubectl(&world, &config)?;
-    eprintln!(
-        "kubectl with a login-required profile failed after {:?}",
-        started.elapsed()
-    );
     ensure!(!output.status.success(), "{}", shown(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     ensure!(

@@ -10,7 +10,7 @@ use anyhow::{Context as _, ensure};
 use cogbroker_e2e::daemon::expect_code;
 use serde_json::json;
 
-use super::fixture::{World, run, shown};
+use super::fixture::{World, shown};
 
 #[test]
 fn env_output_survives_a_real_sh() -> anyhow::Result<()> {

@@ -116,7 +116,7 @@ mod tests {
             );
             let output = Command::new("sh")
                 .arg("-c")
-                .arg(format!("eval \"$1\""))
+                .arg("eval \"$1\"")
                 .arg("sh")
                 .arg(&script)
                 .output()
