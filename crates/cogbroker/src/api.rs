@@ -17,7 +17,36 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-pub use crate::broker::TokenKind;
+/// Which token a caller wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// The access token (default).
+    Access,
+    /// The ID token.
+    Id,
+}
+
+impl TokenKind {
+    /// "access" or "id".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Id => "id",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "access" => Ok(Self::Access),
+            "id" => Ok(Self::Id),
+            _ => Err(format!("unknown token kind {s:?}; use \"access\" or \"id\"")),
+        }
+    }
+}
 pub use challenge::{AnswerBody, ChallengeDetails, ChallengeStep, LoginOutcome};
 
 /// The header every `/v1/*` request must carry (`X-Cogbroker-Request: 1`): a browser cannot
@@ -81,7 +110,6 @@ pub struct TokenResponse {
     /// The profile.
     pub profile: String,
     /// Access or ID.
-    #[serde(deserialize_with = "token_kind")]
     pub kind: TokenKind,
     /// The bearer token.
     #[serde(with = "secret")]
@@ -259,11 +287,6 @@ impl Event {
     }
 }
 
-fn token_kind<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<TokenKind, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    text.parse::<TokenKind>()
-        .map_err(|_| serde::de::Error::custom("kind must be \"access\" or \"id\""))
-}
 
 /// (De)serialises a [`SecretString`] as a JSON string: the one place a wire secret is exposed.
 pub(crate) mod secret {

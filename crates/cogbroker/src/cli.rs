@@ -2,6 +2,7 @@
 //! to exit codes (design.md §6). One submodule per command group.
 
 mod doctor;
+pub mod helpers;
 mod login;
 mod session;
 mod terminal;
@@ -90,6 +91,23 @@ pub enum Command {
     /// Run a local emulator and daemon, log in and show how to get tokens
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
+    // The credential-helper modes (design.md §12, docs/integrations.md).
+    /// git credential helper: credential.helper = "!cogbroker git-credential"
+    GitCredential(helpers::GitCredentialArgs),
+    /// Docker credential helper: "credsStore": "cogbroker" (also as docker-credential-cogbroker)
+    DockerCredential(helpers::DockerCredentialArgs),
+    /// kubectl exec credential plugin: prints an ExecCredential
+    KubeCredential(helpers::KubeCredentialArgs),
+    /// cargo credential provider: credential-provider = ["cogbroker", "cargo-credential"]
+    CargoCredential(helpers::CargoCredentialArgs),
+    /// Bazel credential helper: --credential_helper=cogbroker-bazel (runs `bazel-credential get`)
+    BazelCredential(helpers::BazelCredentialArgs),
+    /// Go GOAUTH command: GOAUTH="cogbroker goauth"
+    Goauth(helpers::GoauthArgs),
+    /// Print `export COGBROKER_TOKEN=...` for eval "$(cogbroker env P)"
+    Env(helpers::EnvArgs),
+    /// Run a command with the token in its environment (no shell; its exit status is ours)
+    Exec(helpers::ExecArgs),
 }
 
 /// `login`.
@@ -146,6 +164,8 @@ pub enum TokenFormat {
     Json,
     /// `Authorization: Bearer <token>`
     Header,
+    /// `Bearer <token>` (cargo:token-from-stdout, pnpm tokenHelper)
+    Bearer,
 }
 
 /// `status`.
@@ -260,6 +280,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let daemon = Daemon::connect(&cli.global)?;
             session::profiles(&daemon, &args).await
         }),
+        Command::GitCredential(args) => helpers::git(&cli.global, &args),
+        Command::DockerCredential(args) => helpers::docker(&cli.global, &args),
+        Command::KubeCredential(args) => helpers::kube(&cli.global, &args),
+        Command::CargoCredential(args) => helpers::cargo(&cli.global, &args),
+        Command::BazelCredential(args) => helpers::bazel(&cli.global, &args),
+        Command::Goauth(args) => helpers::goauth(&cli.global, &args),
+        Command::Env(args) => helpers::env(&cli.global, &args),
+        Command::Exec(args) => helpers::exec(&cli.global, &args),
     }
 }
 

@@ -18,6 +18,8 @@ use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
 
+pub use crate::api::TokenKind;
+
 /// The default loopback address of the HTTP listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7467";
 /// The longest Unix socket path (`sun_path` holds 108 bytes including the terminating NUL).
@@ -180,6 +182,81 @@ pub struct ProfileConfig {
     pub refresh_before: Option<Duration>,
     /// The device name sent to ConfirmDevice.
     pub device_name: String,
+    /// Hosts (`host` or `host:port`, lower case) whose credential requests this profile answers
+    /// in the helper modes (git, docker, Bazel, GOAUTH, cargo), first match wins.
+    pub hosts: Vec<String>,
+    /// Which token the helper modes hand out unless `--kind` says otherwise (`None`: each
+    /// helper's own default, the ID token for kubectl and the access token elsewhere).
+    pub token_kind: Option<TokenKind>,
+}
+
+impl ProfileConfig {
+    /// Whether `host` (a request's `host` or `host:port`) is one of this profile's `hosts`: an
+    /// entry with a port matches that port only, an entry without one matches the host on any
+    /// port. Case-insensitive, a trailing dot ignored.
+    pub fn claims_host(&self, host: &str) -> bool {
+        let wanted = normalize_host(host);
+        let (wanted_name, _) = split_port(&wanted);
+        self.hosts.iter().any(|entry| {
+            let (name, port) = split_port(entry);
+            match port {
+                Some(_) => *entry == wanted,
+                None => name == wanted_name,
+            }
+        })
+    }
+}
+
+/// Lower case, without a trailing dot on the name.
+fn normalize_host(host: &str) -> String {
+    let lower = host.trim().to_ascii_lowercase();
+    let (name, port) = split_port(&lower);
+    let name = name.strip_suffix('.').unwrap_or(name);
+    match port {
+        Some(port) => format!("{name}:{port}"),
+        None => name.to_owned(),
+    }
+}
+
+/// `host:port` → (`host`, `Some(port)`); `[::1]:5000` → (`[::1]`, `Some("5000")`); a bare IPv6
+/// literal in brackets has no port.
+fn split_port(host: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((_, tail)) => match tail.strip_prefix(':') {
+                Some(port) => (&host[..host.len() - port.len() - 1], Some(port)),
+                None => (host, None),
+            },
+            None => (host, None),
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name, Some(port)),
+        _ => (host, None),
+    }
+}
+
+/// Checks one `hosts` entry; returns it normalized.
+fn host_entry(value: &str) -> Result<String, String> {
+    let normalized = normalize_host(value);
+    let (name, port) = split_port(&normalized);
+    let name_ok = if let Some(inner) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        inner.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !name.is_empty()
+            && name.len() <= 253
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+    };
+    let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok_and(|port| port != 0));
+    if name_ok && port_ok {
+        Ok(normalized)
+    } else {
+        Err(format!(
+            "{value:?} is not a host; write a host name or address with an optional port, e.g. \"git.example.com\" or \"registry.example.com:5000\" (no scheme, no path)"
+        ))
+    }
 }
 
 /// Where a secret comes from. `Debug` shows [`describe`](Self::describe): never a literal value
@@ -423,6 +500,8 @@ struct RawProfile {
     endpoint_variant: Option<Spanned<String>>,
     refresh_before: Option<Spanned<String>>,
     device_name: Option<Spanned<String>>,
+    hosts: Option<Vec<Spanned<String>>>,
+    token_kind: Option<Spanned<String>>,
 }
 
 struct Ctx<'a> {
@@ -1005,6 +1084,34 @@ fn validate_profile(
         None => default_device_name(),
     };
 
+    let mut hosts = Vec::new();
+    for entry in raw.hosts.unwrap_or_default() {
+        match host_entry(entry.get_ref()) {
+            Ok(host) if hosts.contains(&host) => ctx.error_at(
+                entry.span(),
+                &key("hosts"),
+                format!("{:?} is listed twice", entry.get_ref()),
+            ),
+            Ok(host) => hosts.push(host),
+            Err(message) => ctx.error_at(entry.span(), &key("hosts"), message),
+        }
+    }
+
+    let token_kind = raw
+        .token_kind
+        .and_then(|value| match value.get_ref().as_str() {
+            "access" => Some(TokenKind::Access),
+            "id" => Some(TokenKind::Id),
+            other => {
+                ctx.error_at(
+                    value.span(),
+                    &key("token_kind"),
+                    format!("unknown token kind {other:?}; allowed: \"access\", \"id\""),
+                );
+                None
+            }
+        });
+
     if ctx.errors.len() != errors_before {
         return None;
     }
@@ -1023,6 +1130,8 @@ fn validate_profile(
         endpoint_variant,
         refresh_before,
         device_name,
+        hosts,
+        token_kind,
     })
 }
 
@@ -1079,45 +1188,7 @@ fn secret_source(value: &toml::Value, literal_allowed: bool) -> Result<SecretSou
 /// Parses a short duration: "90s", "5m", "1h30m", "500ms", "2d". A bare number is refused
 /// (the unit must be explicit).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || {
-        format!(
-            "invalid duration {text:?}; write a number with a unit: ms, s, m, h, d (e.g. \"90s\", \"5m\", \"1h30m\")"
-        )
-    };
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return Err(invalid());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = trimmed;
-    while !rest.is_empty() {
-        rest = rest.trim_start();
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(invalid());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = rest[digits..].trim_start();
-        let unit_len = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let part = match unit {
-            "ms" => Duration::from_millis(number),
-            "s" | "sec" | "secs" => Duration::from_secs(number),
-            "m" | "min" | "mins" => {
-                Duration::from_secs(number.checked_mul(60).ok_or_else(invalid)?)
-            }
-            "h" => Duration::from_secs(number.checked_mul(3600).ok_or_else(invalid)?),
-            "d" => Duration::from_secs(number.checked_mul(86_400).ok_or_else(invalid)?),
-            _ => return Err(invalid()),
-        };
-        total = total.checked_add(part).ok_or_else(invalid)?;
-    }
-    Ok(total)
+    crate::api::duration::parse(text, crate::api::duration::BareNumber::Refused)
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub mod client;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod helpers;
 pub mod listen;
 pub mod output;
 pub mod secrets;

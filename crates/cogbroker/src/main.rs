@@ -8,7 +8,7 @@ use clap::Parser as _;
 use cogbroker::cli::{self, Cli};
 
 fn main() -> ExitCode {
-    let parsed = match Cli::try_parse() {
+    let parsed = match Cli::try_parse_from(cli::helpers::normalize_args(std::env::args_os())) {
         Ok(parsed) => parsed,
         Err(error) => {
             // --help and --version are "errors" that print to stdout and exit 0.

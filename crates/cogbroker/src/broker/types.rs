@@ -4,49 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 use std::time::SystemTime;
 
 use cognito_auth::secret::{OneTimeCode, Password};
 use secrecy::SecretString;
 use serde::Serialize;
 
-use super::BrokerError;
 use super::state::{rfc3339, unix_seconds};
-
-/// Which token a caller wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenKind {
-    /// The access token (default).
-    Access,
-    /// The ID token.
-    Id,
-}
-
-impl TokenKind {
-    /// "access" or "id".
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Access => "access",
-            Self::Id => "id",
-        }
-    }
-}
-
-impl FromStr for TokenKind {
-    type Err = BrokerError;
-    fn from_str(s: &str) -> Result<Self, BrokerError> {
-        match s {
-            "access" => Ok(Self::Access),
-            "id" => Ok(Self::Id),
-            _ => Err(BrokerError::BadInput {
-                field: "kind",
-                message: format!("unknown token kind {s:?}; use \"access\" or \"id\""),
-            }),
-        }
-    }
-}
+pub use crate::api::TokenKind;
 
 /// A token handed to a caller. `Debug` never shows the token.
 #[derive(Debug, Clone)]

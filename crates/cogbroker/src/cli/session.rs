@@ -33,6 +33,7 @@ pub(crate) async fn token(daemon: &Daemon, args: &TokenArgs) -> anyhow::Result<(
     let output = zeroize::Zeroizing::new(match args.format {
         TokenFormat::Raw => format!("{token}\n"),
         TokenFormat::Header => format!("Authorization: Bearer {token}\n"),
+        TokenFormat::Bearer => format!("Bearer {token}\n"),
         TokenFormat::Json => json_line(&reply)?,
     });
     write_stdout(&output)

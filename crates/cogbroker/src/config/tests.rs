@@ -186,6 +186,10 @@ const ERRORS: &[(&str, &str, usize, &str, &str)] = &[
     ("missing profile key", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nusername = \"u\"\n", 1, "profiles.a.client_id", "missing field"),
     ("wrong profile type", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nremember_device = \"yes\"\n", 5, "profiles.a.remember_device", "invalid type"),
     ("daemon typo", "[daemon]\nlsten = \"127.0.0.1:1\"\n", 2, "daemon.lsten", "unknown field"),
+    ("host with a scheme", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nhosts = [\"https://git.example.com\"]\n", 5, "profiles.a.hosts", "is not a host"),
+    ("host with a bad port", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nhosts = [\"ok.example.com\",\n  \"r.example.com:99999\"]\n", 6, "profiles.a.hosts", "is not a host"),
+    ("host twice", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nhosts = [\"a.example.com\", \"A.example.com\"]\n", 5, "profiles.a.hosts", "listed twice"),
+    ("unknown token kind", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\ntoken_kind = \"refresh\"\n", 5, "profiles.a.token_kind", "allowed: \"access\", \"id\""),
 ];
 
 #[test]
@@ -423,4 +427,35 @@ fn plain_http_endpoints_are_allowed_only_to_loopback() {
         assert!(error.contains("profiles.dev.endpoint"), "{error}");
         assert!(error.contains("plain http to another host"), "{error}");
     }
+}
+
+#[test]
+fn hosts_and_token_kind() {
+    let text = "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nhosts = [\"Git.Example.com.\", \"registry.example.com:5000\", \"[::1]:8443\"]\ntoken_kind = \"id\"\n";
+    let config = parse_ok(text, &env(&[]));
+    let profile = &config.profiles[&ProfileName::from_str("a").unwrap()];
+    assert_eq!(
+        profile.hosts,
+        ["git.example.com", "registry.example.com:5000", "[::1]:8443"]
+    );
+    assert_eq!(profile.token_kind, Some(TokenKind::Id));
+    // A host without a port matches any port; one with a port only that port.
+    assert!(profile.claims_host("git.example.com"));
+    assert!(profile.claims_host("GIT.example.com:8443"));
+    assert!(profile.claims_host("registry.example.com:5000"));
+    assert!(!profile.claims_host("registry.example.com"));
+    assert!(!profile.claims_host("registry.example.com:5001"));
+    assert!(profile.claims_host("[::1]:8443"));
+    assert!(!profile.claims_host("[::1]"));
+    assert!(!profile.claims_host("example.com"));
+    assert!(!profile.claims_host("evil-git.example.com"));
+
+    let minimal = parse_ok(
+        "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\n",
+        &env(&[]),
+    );
+    let profile = &minimal.profiles[&ProfileName::from_str("a").unwrap()];
+    assert!(profile.hosts.is_empty());
+    assert_eq!(profile.token_kind, None);
+    assert!(!profile.claims_host("git.example.com"));
 }
