@@ -15,9 +15,11 @@
 //!   graceful shutdown.
 //! - [`serve`]: the `serve` command: config validated before binding, process hardening,
 //!   `READY=1` before any upstream call, the systemd watchdog, SIGTERM → graceful stop.
+//! - [`autostart`]: starting the daemon in the background on first use (gpg-agent style).
 //! - [`cli`]: the command line (clap) and the exit codes; [`client`]: its HTTP/1 client to the
 //!   daemon over the Unix socket or loopback TCP; [`demo`]: `cogbroker demo`.
 
+pub mod autostart;
 pub mod broker;
 pub mod cli;
 pub mod client;

@@ -186,6 +186,7 @@ const ERRORS: &[(&str, &str, usize, &str, &str)] = &[
     ("missing profile key", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nusername = \"u\"\n", 1, "profiles.a.client_id", "missing field"),
     ("wrong profile type", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nremember_device = \"yes\"\n", 5, "profiles.a.remember_device", "invalid type"),
     ("daemon typo", "[daemon]\nlsten = \"127.0.0.1:1\"\n", 2, "daemon.lsten", "unknown field"),
+    ("autostart not a boolean", "[daemon]\nautostart = \"no\"\n", 2, "daemon.autostart", "invalid type"),
 ];
 
 #[test]
@@ -367,4 +368,45 @@ async fn secret_sources_resolve_lazily_and_never_show_the_value() {
         .unwrap_err()
         .to_string();
     assert!(empty.contains("empty"), "{empty}");
+}
+
+#[test]
+fn autostart_is_on_unless_the_file_or_the_environment_turns_it_off() {
+    assert!(parse_ok("", &env(&[])).daemon.autostart);
+    assert!(
+        !parse_ok("[daemon]\nautostart = false\n", &env(&[]))
+            .daemon
+            .autostart
+    );
+    assert!(
+        parse_ok("[daemon]\nautostart = true\n", &env(&[]))
+            .daemon
+            .autostart
+    );
+    for off in ["1", "true"] {
+        let config = parse_ok("", &env(&[("COGBROKER_NO_AUTOSTART", off)]));
+        assert!(!config.daemon.autostart, "{off}");
+    }
+    // 0 (or empty) leaves the file's choice alone, in both directions.
+    assert!(
+        parse_ok("", &env(&[("COGBROKER_NO_AUTOSTART", "0")]))
+            .daemon
+            .autostart
+    );
+    let text = "[daemon]\nautostart = false\n";
+    assert!(
+        !parse_ok(text, &env(&[("COGBROKER_NO_AUTOSTART", "")]))
+            .daemon
+            .autostart
+    );
+
+    let errors = parse(
+        "",
+        Path::new("/etc/cb.toml"),
+        &env(&[("COGBROKER_NO_AUTOSTART", "yes")]),
+    )
+    .unwrap_err();
+    let error = &errors.0[0];
+    assert_eq!(error.key, "COGBROKER_NO_AUTOSTART");
+    assert!(error.message.contains("not a boolean"), "{error}");
 }
