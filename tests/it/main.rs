@@ -4,3 +4,4 @@ mod cli;
 mod daemon;
 mod faults;
 mod flows;
+mod setup;

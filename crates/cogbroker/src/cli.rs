@@ -4,6 +4,7 @@
 mod doctor;
 mod login;
 pub(crate) mod session;
+pub mod setup;
 mod terminal;
 
 use std::io::Write as _;
@@ -88,6 +89,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Run a local emulator and daemon, log in and show how to get tokens
     Demo(DemoArgs),
+    /// Configure git, docker, kubectl, cargo or the AWS tools to ask cogbroker (shows the
+    /// change, then writes it; idempotent; keeps the file's other settings)
+    Setup(setup::SetupArgs),
 }
 
 /// `login`.
@@ -248,6 +252,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let daemon = Daemon::connect(&cli.global)?;
             session::profiles(&daemon, &args).await
         }),
+        Command::Setup(args) => setup::run(&cli.global, &args),
     }
 }
 

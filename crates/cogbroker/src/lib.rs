@@ -16,6 +16,8 @@
 //! - [`serve`]: the `serve` command: config validated before binding, process hardening,
 //!   `READY=1` before any upstream call, the systemd watchdog, SIGTERM → graceful stop.
 //! - [`autostart`]: starting the daemon in the background on first use (gpg-agent style).
+//! - [`setup`]: `cogbroker setup git|docker|kubectl|cargo|aws`, format-preserving edits of
+//!   each consumer's own configuration.
 //! - [`cli`]: the command line (clap) and the exit codes; [`client`]: its HTTP/1 client to the
 //!   daemon over the Unix socket or loopback TCP; [`demo`]: `cogbroker demo`.
 
@@ -28,4 +30,5 @@ pub mod demo;
 pub mod listen;
 pub mod serve;
 pub mod server;
+pub mod setup;
 pub mod store;

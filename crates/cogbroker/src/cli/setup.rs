@@ -1,0 +1,236 @@
+//! `cogbroker setup git|docker|kubectl|cargo|aws`: shows the change to the consumer's own config,
+//! then writes it (see `crate::setup`).
+
+use std::io::Write as _;
+use std::str::FromStr as _;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+
+use super::{GlobalArgs, UsageError};
+use crate::config::{self, ProcessEnv, ProfileName};
+use crate::setup::{self, Request, Tool};
+
+/// `setup`.
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// The consumer to configure
+    #[arg(value_enum)]
+    pub tool: SetupTool,
+    /// The cogbroker profile it asks for [default: the only configured profile]
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// git and docker: a host (or host:port) to set up, instead of the profile's `hosts`
+    /// (repeatable)
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// cargo: the registry (`[registries.NAME]`); without it, a global credential provider
+    #[arg(long, value_name = "NAME")]
+    pub registry: Option<String>,
+    /// Show the change and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The consumers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SetupTool {
+    /// git's global config: a credential helper per host
+    Git,
+    /// ~/.docker/config.json: credHelpers per registry host
+    Docker,
+    /// the kubeconfig: a user with an exec credential plugin
+    Kubectl,
+    /// ~/.cargo/config.toml: a credential provider
+    Cargo,
+    /// ~/.aws/config: a profile with credential_process
+    Aws,
+}
+
+impl SetupTool {
+    fn tool(self) -> Tool {
+        match self {
+            Self::Git => Tool::Git,
+            Self::Docker => Tool::Docker,
+            Self::Kubectl => Tool::Kubectl,
+            Self::Cargo => Tool::Cargo,
+            Self::Aws => Tool::Aws,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Git => "git",
+            Self::Docker => "docker",
+            Self::Kubectl => "kubectl",
+            Self::Cargo => "cargo",
+            Self::Aws => "aws",
+        }
+    }
+}
+
+/// Runs `setup`.
+pub fn run(global: &GlobalArgs, args: &SetupArgs) -> anyhow::Result<()> {
+    let settings = profile_settings(global, args.profile.as_deref())?;
+    let hosts = if args.hosts.is_empty() {
+        settings.hosts
+    } else {
+        args.hosts.clone()
+    };
+    for host in &hosts {
+        setup::check_host(host).map_err(|error| UsageError(format!("{error:#}")))?;
+    }
+    if let Some(registry) = &args.registry {
+        let valid = !registry.is_empty()
+            && registry
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(UsageError(format!(
+                "--registry {registry:?}: a cargo registry name is letters, digits, - and _"
+            ))
+            .into());
+        }
+        if args.tool != SetupTool::Cargo {
+            return Err(UsageError("--registry is for `setup cargo`".to_owned()).into());
+        }
+    }
+    let request = Request {
+        profile: settings.profile,
+        hosts,
+        registry: args.registry.clone(),
+    };
+    let name = args.tool.name();
+    let plan = setup::plan(args.tool.tool(), &request, &ProcessEnv)
+        .with_context(|| format!("setup {name} failed"))?;
+    let mut stdout = std::io::stdout().lock();
+    let path = plan.path.display();
+    if plan.is_noop() {
+        writeln!(
+            stdout,
+            "{path}: already set up for profile {} (nothing written)",
+            request.profile
+        )?;
+        return stdout.flush().context("writing to stdout failed");
+    }
+    let verb = if plan.old.is_none() {
+        "create"
+    } else {
+        "change"
+    };
+    writeln!(stdout, "setup {name}: {verb} {path}:")?;
+    write!(stdout, "{}", plan.diff())?;
+    for note in &plan.notes {
+        writeln!(stdout, "note: {note}")?;
+    }
+    if args.dry_run {
+        writeln!(stdout, "dry run: nothing written")?;
+    } else {
+        plan.apply()
+            .with_context(|| format!("setup {name}: writing {path} failed"))?;
+        writeln!(stdout, "wrote {path}")?;
+    }
+    stdout.flush().context("writing to stdout failed")
+}
+
+/// What `setup` needs from the cogbroker configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProfileSettings {
+    profile: String,
+    hosts: Vec<String>,
+}
+
+/// The one place `setup` reads the cogbroker configuration: which profile (`--profile`, else the
+/// only one configured) and its `hosts` list. It reads the TOML table itself, so it works the
+/// same whether or not this build's typed `Config` knows the `hosts` key.
+fn profile_settings(
+    global: &GlobalArgs,
+    requested: Option<&str>,
+) -> anyhow::Result<ProfileSettings> {
+    let path = match &global.config {
+        Some(path) => path.clone(),
+        None => config::default_path(&ProcessEnv),
+    };
+    let shown = path.display();
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the config file {shown}: setup needs a profile"))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|error| anyhow::anyhow!("{shown} is not valid TOML: {error}"))?;
+    let profiles = table
+        .get("profiles")
+        .and_then(toml::Value::as_table)
+        .filter(|profiles| !profiles.is_empty())
+        .with_context(|| format!("{shown} has no [profiles.NAME]: add one first"))?;
+    let profile = match requested {
+        Some(name) => name.to_owned(),
+        None if profiles.len() == 1 => profiles.keys().next().cloned().unwrap_or_default(),
+        None => {
+            let names: Vec<&str> = profiles.keys().map(String::as_str).collect();
+            return Err(UsageError(format!(
+                "{shown} has several profiles ({}): choose one with --profile",
+                names.join(", ")
+            ))
+            .into());
+        }
+    };
+    // Profile names are shell-safe by construction; they end up in helper command lines.
+    ProfileName::from_str(&profile).map_err(UsageError)?;
+    let Some(entry) = profiles.get(&profile) else {
+        return Err(UsageError(format!("{shown} has no profile {profile:?}")).into());
+    };
+    let hosts = match entry.get("hosts") {
+        None => Vec::new(),
+        Some(toml::Value::Array(list)) => list
+            .iter()
+            .map(|host| {
+                host.as_str().map(str::to_owned).with_context(|| {
+                    format!("{shown}: profiles.{profile}.hosts must be a list of strings")
+                })
+            })
+            .collect::<anyhow::Result<_>>()?,
+        Some(_) => anyhow::bail!("{shown}: profiles.{profile}.hosts must be a list of strings"),
+    };
+    Ok(ProfileSettings { profile, hosts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn global(path: &std::path::Path) -> GlobalArgs {
+        GlobalArgs {
+            config: Some(path.to_path_buf()),
+            socket: None,
+            url: None,
+        }
+    }
+
+    #[test]
+    fn the_profile_and_its_hosts_come_from_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[profiles.dev]\nhosts = [\"git.example.com\", \"r.example.com:5000\"]\n",
+        )
+        .unwrap();
+        let settings = profile_settings(&global(&path), None).unwrap();
+        assert_eq!(settings.profile, "dev");
+        assert_eq!(settings.hosts, ["git.example.com", "r.example.com:5000"]);
+
+        std::fs::write(&path, "[profiles.dev]\n[profiles.prod]\n").unwrap();
+        let error = profile_settings(&global(&path), None).unwrap_err();
+        assert!(format!("{error}").contains("dev, prod"), "{error}");
+        let settings = profile_settings(&global(&path), Some("prod")).unwrap();
+        assert!(settings.hosts.is_empty());
+        let error = profile_settings(&global(&path), Some("stage")).unwrap_err();
+        assert!(
+            format!("{error}").contains("no profile \"stage\""),
+            "{error}"
+        );
+
+        std::fs::write(&path, "[profiles.dev]\nhosts = \"x\"\n").unwrap();
+        let error = profile_settings(&global(&path), None).unwrap_err();
+        assert!(format!("{error}").contains("list of strings"), "{error}");
+    }
+}
