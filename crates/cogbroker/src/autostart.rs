@@ -55,14 +55,11 @@ pub enum Outcome {
 }
 
 /// Makes sure a daemon accepts on `target` (the address `config` describes), starting one in the
-/// background if needed. `config_arg` is the `--config` the user gave, passed on to `serve`.
+/// background if needed, with `--config` naming the file `config` was read from (made absolute:
+/// the daemon runs in `/`).
 ///
 /// Errors are [`ClientError::Unreachable`] (exit code 3) naming what went wrong.
-pub fn ensure_running(
-    config: &Config,
-    config_arg: Option<&Path>,
-    target: &Target,
-) -> anyhow::Result<Outcome> {
+pub fn ensure_running(config: &Config, target: &Target) -> anyhow::Result<Outcome> {
     if reachable(target) {
         return Ok(Outcome::Running);
     }
@@ -80,7 +77,12 @@ pub fn ensure_running(
         return Ok(Outcome::Running);
     }
     let log = config.daemon.state_dir.join(LOG_FILE);
-    let (mut child, log_start) = spawn(config_arg, &log, target)?;
+    // A missing default file means the defaults, which the daemon finds the same way.
+    let config_file = config
+        .path
+        .is_file()
+        .then(|| std::path::absolute(&config.path).unwrap_or_else(|_| config.path.clone()));
+    let (mut child, log_start) = spawn(config_file.as_deref(), &log, target)?;
     let pid = child.id();
     wait_until_accepting(target, &mut child, deadline, &log, log_start)?;
     Ok(Outcome::Started { pid, log })
@@ -222,7 +224,7 @@ fn take_lock(path: &Path, deadline: Instant, target: &Target) -> anyhow::Result<
 /// Starts `cogbroker [--config FILE] serve` detached: its own process group (job control and the
 /// terminal's Ctrl-C and hangup never reach it), stdin and stdout on /dev/null, stderr appended
 /// to `log`, working directory `/`. Returns the child and the log's length before it started.
-fn spawn(config_arg: Option<&Path>, log: &Path, target: &Target) -> anyhow::Result<(Child, u64)> {
+fn spawn(config_file: Option<&Path>, log: &Path, target: &Target) -> anyhow::Result<(Child, u64)> {
     let failed = |what: String| unreachable(target, what);
     if let Some(dir) = log.parent() {
         fs::DirBuilder::new()
@@ -242,7 +244,7 @@ fn spawn(config_arg: Option<&Path>, log: &Path, target: &Target) -> anyhow::Resu
     let exe = std::env::current_exe()
         .map_err(|error| failed(format!("cannot find the cogbroker binary: {error}")))?;
     let mut command = Command::new(exe);
-    if let Some(path) = config_arg {
+    if let Some(path) = config_file {
         command.arg("--config").arg(path);
     }
     command
@@ -364,7 +366,7 @@ mod tests {
         let socket = dir.path().join("s.sock");
         let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         let config = config("", dir.path());
-        let outcome = ensure_running(&config, None, &Target::Unix(socket)).unwrap();
+        let outcome = ensure_running(&config, &Target::Unix(socket)).unwrap();
         assert_eq!(outcome, Outcome::Running);
     }
 
@@ -374,7 +376,7 @@ mod tests {
         let config = config("[daemon]\nautostart = false\n", dir.path());
         let target = Target::Unix(dir.path().join("run/none.sock"));
         assert_eq!(
-            ensure_running(&config, None, &target).unwrap(),
+            ensure_running(&config, &target).unwrap(),
             Outcome::NotStarted
         );
         assert!(!dir.path().join("run").exists(), "not even the lock file");

@@ -350,11 +350,7 @@ impl Daemon {
         }
         let config = load_config(global)?;
         let target = target_from_config(&config)?;
-        crate::autostart::announce(crate::autostart::ensure_running(
-            &config,
-            global.config.as_deref(),
-            &target,
-        )?);
+        crate::autostart::announce(crate::autostart::ensure_running(&config, &target)?);
         let config = Some(config);
         let api_key = config.as_ref().map(read_api_key).transpose()?.flatten();
         Ok(Self {
