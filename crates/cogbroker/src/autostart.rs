@@ -84,8 +84,11 @@ pub fn ensure_running(config: &Config, target: &Target) -> anyhow::Result<Outcom
         .then(|| std::path::absolute(&config.path).unwrap_or_else(|_| config.path.clone()));
     let (mut child, log_start) = spawn(config_file.as_deref(), &log, target)?;
     let pid = child.id();
-    wait_until_accepting(target, &mut child, deadline, &log, log_start)?;
-    Ok(Outcome::Started { pid, log })
+    if wait_until_accepting(target, &mut child, deadline, &log, log_start)? {
+        Ok(Outcome::Started { pid, log })
+    } else {
+        Ok(Outcome::Running)
+    }
 }
 
 /// Tells the person on stderr that a daemon was started (one line; nothing otherwise).
@@ -264,22 +267,20 @@ fn spawn(config_file: Option<&Path>, log: &Path, target: &Target) -> anyhow::Res
 }
 
 /// Polls `target` with a short backoff until it accepts, the child exits, or `deadline` passes.
+/// `true`: our child accepts; `false`: it exited because another daemon (started some other way)
+/// won the socket, which accepts now.
 fn wait_until_accepting(
     target: &Target,
     child: &mut Child,
     deadline: Instant,
     log: &Path,
     log_start: u64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let mut pause = Duration::from_millis(2);
     loop {
-        if reachable(target) {
-            return Ok(());
-        }
         if let Ok(Some(status)) = child.try_wait() {
-            // Lost a race with a daemon started another way? Then it is there now.
             if reachable(target) {
-                return Ok(());
+                return Ok(false);
             }
             return Err(unreachable(
                 target,
@@ -288,6 +289,9 @@ fn wait_until_accepting(
                     log_excerpt(log, log_start)
                 ),
             ));
+        }
+        if reachable(target) {
+            return Ok(true);
         }
         if Instant::now() >= deadline {
             return Err(unreachable(
