@@ -3,6 +3,7 @@
 //! autostart off it exits 3. Every daemon a test causes is found (by `SO_PEERCRED` on the socket
 //! and by scanning /proc) and stopped before the test ends.
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -100,6 +101,16 @@ fn socket_pid(socket: &Path) -> anyhow::Result<i32> {
     Ok(credentials.pid.as_raw_nonzero().get())
 }
 
+/// Whether process `pid` has `path` open.
+fn holds_open(pid: u32, path: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    entries
+        .filter_map(Result::ok)
+        .any(|entry| std::fs::read_link(entry.path()).is_ok_and(|target| target == path))
+}
+
 /// Whether `pid` runs (a zombie waiting for its reaper does not).
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -194,6 +205,13 @@ fn a_token_request_with_no_daemon_starts_one_that_restores_the_session() -> anyh
 fn ten_clients_at_once_start_exactly_one_daemon() -> anyhow::Result<()> {
     let emulator = EmulatorHost::start(&seed())?;
     let sandbox = sandbox(&emulator)?;
+    // The worst case: hold the clients' start lock until all ten have found no daemon and wait
+    // for it, then let them race for it at once.
+    let run = sandbox.socket.parent().context("the socket's directory")?;
+    std::fs::DirBuilder::new().mode(0o700).create(run)?;
+    let lock_path = run.join("cogbroker.sock.autostart.lock");
+    let held = std::fs::File::create(&lock_path)?;
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive)?;
     let children = (0..10)
         .map(|_| {
             autostarting(&sandbox, &["status"])?
@@ -201,6 +219,20 @@ fn ten_clients_at_once_start_exactly_one_daemon() -> anyhow::Result<()> {
                 .context("spawn cogbroker status")
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let deadline = Instant::now() + PROCESS_DEADLINE;
+    let mut pause = Duration::from_millis(2);
+    while !children
+        .iter()
+        .all(|child| holds_open(child.id(), &lock_path))
+    {
+        ensure!(
+            Instant::now() < deadline,
+            "the clients never reached the lock"
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    drop(held);
     let outputs = children
         .into_iter()
         .map(|child| {
@@ -226,6 +258,13 @@ fn ten_clients_at_once_start_exactly_one_daemon() -> anyhow::Result<()> {
         .filter(|output| text(&output.stderr).contains("started the daemon"))
         .count();
     ensure!(notices == 1, "{notices} clients say they started it");
+    // Not even a short-lived second daemon was spawned (the daemon's own lock would have made it
+    // exit with "already running", into the same log): each client looked again under the lock.
+    let log = std::fs::read_to_string(sandbox.dir.path().join("state").join("daemon.log"))?;
+    ensure!(
+        !log.contains("already running"),
+        "a second daemon was spawned:\n{log}"
+    );
     for daemon in &mut adopted {
         daemon.stop()?;
     }
