@@ -1,6 +1,8 @@
 //! End-to-end tests, one binary.
+mod autostart;
 mod cli;
 mod daemon;
 mod faults;
 mod flows;
 mod helpers;
+mod setup;

@@ -169,7 +169,8 @@ impl Sandbox {
         })
     }
 
-    /// `cogbroker --config <this config>` with a clean environment (no COGBROKER_*, private XDG dirs).
+    /// `cogbroker --config <this config>` with a clean environment (no COGBROKER_*, private XDG
+    /// dirs, and `COGBROKER_NO_AUTOSTART=1`: remove it to test autostart).
     pub fn command(&self) -> anyhow::Result<Command> {
         let mut command = Command::new(workspace_binary("cogbroker")?);
         command.arg("--config").arg(&self.config_path);
@@ -205,7 +206,10 @@ impl Sandbox {
                 command.env_remove(key);
             }
         }
+        // A test that wants a daemon starts one itself (autostart has its own tests), so no
+        // command ever leaves a background daemon behind.
         command
+            .env("COGBROKER_NO_AUTOSTART", "1")
             .env("XDG_RUNTIME_DIR", self.dir.path().join("xdg-run"))
             .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
             .env("XDG_STATE_HOME", self.dir.path().join("xdg-state"));

@@ -5,6 +5,7 @@ mod doctor;
 pub mod helpers;
 mod login;
 mod session;
+pub mod setup;
 mod terminal;
 
 use std::io::Write as _;
@@ -108,6 +109,9 @@ pub enum Command {
     Env(helpers::EnvArgs),
     /// Run a command with the token in its environment (no shell; its exit status is ours)
     Exec(helpers::ExecArgs),
+    /// Configure git, docker, kubectl, cargo or the AWS tools to ask cogbroker (shows the
+    /// change, then writes it; idempotent; keeps the file's other settings)
+    Setup(setup::SetupArgs),
 }
 
 /// `login`.
@@ -288,6 +292,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Goauth(args) => helpers::goauth(&cli.global, &args),
         Command::Env(args) => helpers::env(&cli.global, &args),
         Command::Exec(args) => helpers::exec(&cli.global, &args),
+        Command::Setup(args) => setup::run(&cli.global, &args),
     }
 }
 
@@ -341,6 +346,7 @@ impl Daemon {
         }
         let config = load_config(global)?;
         let target = target_from_config(&config)?;
+        crate::autostart::announce(crate::autostart::ensure_running(&config, &target)?);
         let config = Some(config);
         let api_key = config.as_ref().map(read_api_key).transpose()?.flatten();
         Ok(Self {

@@ -53,6 +53,9 @@ pub struct DaemonConfig {
     pub api_key_file: Option<PathBuf>,
     /// A tracing filter directive ("info", "cogbroker=debug,warn", ...).
     pub log: String,
+    /// Whether a client command that finds no daemon starts one in the background
+    /// (`[daemon] autostart`, default true; `COGBROKER_NO_AUTOSTART=1` turns it off).
+    pub autostart: bool,
 }
 
 /// The TCP listener setting.
@@ -483,6 +486,7 @@ struct RawDaemon {
     api_key_file: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
     log: Option<Spanned<String>>,
+    autostart: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -808,6 +812,18 @@ fn validate_daemon(
         }
     };
 
+    let autostart = match non_empty(env.var("COGBROKER_NO_AUTOSTART")).as_deref() {
+        None | Some("0" | "false") => raw.autostart.unwrap_or(true),
+        Some("1" | "true") => false,
+        Some(other) => {
+            ctx.env_error(
+                "COGBROKER_NO_AUTOSTART",
+                format!("{other:?} is not a boolean; use 1 (no autostart) or 0"),
+            );
+            true
+        }
+    };
+
     (ctx.errors.len() == errors_before).then_some(DaemonConfig {
         listen,
         socket,
@@ -815,6 +831,7 @@ fn validate_daemon(
         state_dir,
         api_key_file,
         log,
+        autostart,
     })
 }
 

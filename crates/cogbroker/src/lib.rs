@@ -18,12 +18,16 @@
 //! - [`api`]: the v1 HTTP API as serde types, shared by [`server`] and [`client`], with the
 //!   paths, the request header and the one duration grammar; [`apikey`]: the one reader of the
 //!   API key file.
+//! - [`autostart`]: starting the daemon in the background on first use (gpg-agent style).
+//! - [`setup`]: `cogbroker setup git|docker|kubectl|cargo|aws`, format-preserving edits of
+//!   each consumer's own configuration.
 //! - [`cli`]: the command line (clap) and the exit codes; [`client`]: its HTTP/1 client to the
 //!   daemon over the Unix socket or loopback TCP; [`demo`]: `cogbroker demo` (cargo feature
 //!   `demo`, on by default); [`output`]: what commands print on stdout.
 
 pub mod api;
 pub mod apikey;
+pub mod autostart;
 pub mod broker;
 pub mod cli;
 pub mod client;
@@ -36,4 +40,5 @@ pub mod output;
 pub mod secrets;
 pub mod serve;
 pub mod server;
+pub mod setup;
 pub mod store;

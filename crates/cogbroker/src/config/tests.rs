@@ -190,6 +190,7 @@ const ERRORS: &[(&str, &str, usize, &str, &str)] = &[
     ("host with a bad port", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nhosts = [\"ok.example.com\",\n  \"r.example.com:99999\"]\n", 6, "profiles.a.hosts", "is not a host"),
     ("host twice", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nhosts = [\"a.example.com\", \"A.example.com\"]\n", 5, "profiles.a.hosts", "listed twice"),
     ("unknown token kind", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\ntoken_kind = \"refresh\"\n", 5, "profiles.a.token_kind", "allowed: \"access\", \"id\""),
+    ("autostart not a boolean", "[daemon]\nautostart = \"no\"\n", 2, "daemon.autostart", "invalid type"),
 ];
 
 #[test]
@@ -458,4 +459,45 @@ fn hosts_and_token_kind() {
     assert!(profile.hosts.is_empty());
     assert_eq!(profile.token_kind, None);
     assert!(!profile.claims_host("git.example.com"));
+}
+
+#[test]
+fn autostart_is_on_unless_the_file_or_the_environment_turns_it_off() {
+    assert!(parse_ok("", &env(&[])).daemon.autostart);
+    assert!(
+        !parse_ok("[daemon]\nautostart = false\n", &env(&[]))
+            .daemon
+            .autostart
+    );
+    assert!(
+        parse_ok("[daemon]\nautostart = true\n", &env(&[]))
+            .daemon
+            .autostart
+    );
+    for off in ["1", "true"] {
+        let config = parse_ok("", &env(&[("COGBROKER_NO_AUTOSTART", off)]));
+        assert!(!config.daemon.autostart, "{off}");
+    }
+    // 0 (or empty) leaves the file's choice alone, in both directions.
+    assert!(
+        parse_ok("", &env(&[("COGBROKER_NO_AUTOSTART", "0")]))
+            .daemon
+            .autostart
+    );
+    let text = "[daemon]\nautostart = false\n";
+    assert!(
+        !parse_ok(text, &env(&[("COGBROKER_NO_AUTOSTART", "")]))
+            .daemon
+            .autostart
+    );
+
+    let errors = parse(
+        "",
+        Path::new("/etc/cb.toml"),
+        &env(&[("COGBROKER_NO_AUTOSTART", "yes")]),
+    )
+    .unwrap_err();
+    let error = &errors.0[0];
+    assert_eq!(error.key, "COGBROKER_NO_AUTOSTART");
+    assert!(error.message.contains("not a boolean"), "{error}");
 }

@@ -314,6 +314,7 @@ fn daemon_config(listen: Listen, socket: SocketSetting, dir: &Path) -> DaemonCon
         state_dir: dir.join("state"),
         api_key_file: None,
         log: "info".to_owned(),
+        autostart: false,
     }
 }
 
