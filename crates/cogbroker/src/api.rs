@@ -43,7 +43,9 @@ impl std::str::FromStr for TokenKind {
         match s {
             "access" => Ok(Self::Access),
             "id" => Ok(Self::Id),
-            _ => Err(format!("unknown token kind {s:?}; use \"access\" or \"id\"")),
+            _ => Err(format!(
+                "unknown token kind {s:?}; use \"access\" or \"id\""
+            )),
         }
     }
 }
@@ -286,7 +288,6 @@ impl Event {
         }
     }
 }
-
 
 /// (De)serialises a [`SecretString`] as a JSON string: the one place a wire secret is exposed.
 pub(crate) mod secret {

@@ -202,7 +202,10 @@ mod tests {
         };
         std::fs::write(
             &path,
-            profile("dev", "hosts = [\"git.example.com\", \"r.example.com:5000\"]\n"),
+            profile(
+                "dev",
+                "hosts = [\"git.example.com\", \"r.example.com:5000\"]\n",
+            ),
         )
         .unwrap();
         let settings = profile_settings(&global(&path), None).unwrap();
