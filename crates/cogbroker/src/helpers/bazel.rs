@@ -87,7 +87,7 @@ mod tests {
         };
         assert_eq!(
             &*reply(&credential),
-            "{\"expires\":\"2025-12-29T09:20:00Z\",\"headers\":{\"Authorization\":[\"Bearer eyJ.a.b\"]}}\n"
+            "{\"headers\":{\"Authorization\":[\"Bearer eyJ.a.b\"]},\"expires\":\"2025-12-29T09:20:00Z\"}\n"
         );
     }
 }

@@ -209,7 +209,7 @@ mod tests {
         };
         assert_eq!(
             &*get_reply(&credential),
-            "{\"Ok\":{\"cache\":\"expires\",\"expiration\":1767000000,\"kind\":\"get\",\"operation_independent\":true,\"token\":\"Bearer eyJ.a.b\"}}\n"
+            "{\"Ok\":{\"kind\":\"get\",\"token\":\"Bearer eyJ.a.b\",\"cache\":\"expires\",\"expiration\":1767000000,\"operation_independent\":true}}\n"
         );
         assert_eq!(
             error_reply(ErrorKind::UrlNotSupported, None),

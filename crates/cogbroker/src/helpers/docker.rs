@@ -199,7 +199,7 @@ mod tests {
         };
         assert_eq!(
             &*get_reply("r.example.com:5000", "alice", &credential),
-            "{\"Secret\":\"tok\\\"en\",\"ServerURL\":\"r.example.com:5000\",\"Username\":\"alice\"}\n"
+            "{\"ServerURL\":\"r.example.com:5000\",\"Username\":\"alice\",\"Secret\":\"tok\\\"en\"}\n"
         );
     }
 

@@ -118,7 +118,7 @@ mod tests {
         };
         assert_eq!(
             &*exec_credential(ApiVersion::V1, &credential),
-            "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"expirationTimestamp\":\"2025-12-29T09:20:00Z\",\"token\":\"eyJ.id.token\"}}\n"
+            "{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"eyJ.id.token\",\"expirationTimestamp\":\"2025-12-29T09:20:00Z\"}}\n"
         );
         assert!(
             exec_credential(ApiVersion::V1Beta1, &credential)
