@@ -64,6 +64,60 @@ async fn run(config: Config, listeners: Listeners) -> anyhow::Result<()> {
     outcome.and(stopped)
 }
 
+/// The env var naming a file that holds a whole number of seconds the daemon's clock runs ahead
+/// of the system's (a test hook of debug builds, like `COGBROKER_FAILPOINT`; release builds
+/// ignore it). End-to-end tests move the daemon's time forward by writing the file, instead of
+/// sleeping.
+pub const TEST_CLOCK_VAR: &str = "COGBROKER_TEST_CLOCK_FILE";
+
+/// The daemon's clock: the system's, or in debug builds with [`TEST_CLOCK_VAR`] set, the
+/// system's plus the file's offset.
+fn daemon_clock() -> anyhow::Result<Arc<dyn cognito_auth::env::Clock>> {
+    let Some(path) = std::env::var_os(TEST_CLOCK_VAR).filter(|v| !v.is_empty()) else {
+        return Ok(Arc::new(SystemClock));
+    };
+    if !cfg!(debug_assertions) {
+        tracing::warn!(
+            "{TEST_CLOCK_VAR} is set but the test clock exists only in debug builds; ignored"
+        );
+        return Ok(Arc::new(SystemClock));
+    }
+    let clock = OffsetFileClock {
+        path: PathBuf::from(path),
+    };
+    // Read once now, so a bad file stops the start rather than every later reading.
+    clock.offset()?;
+    tracing::warn!(file = %clock.path.display(), "test clock armed");
+    Ok(Arc::new(clock))
+}
+
+/// The system clock moved forward by the number of seconds in a file, re-read at every reading.
+struct OffsetFileClock {
+    path: PathBuf,
+}
+
+impl OffsetFileClock {
+    fn offset(&self) -> anyhow::Result<Duration> {
+        let text = std::fs::read_to_string(&self.path)
+            .with_context(|| format!("{TEST_CLOCK_VAR}: reading {}", self.path.display()))?;
+        let seconds: u64 = text.trim().parse().with_context(|| {
+            format!(
+                "{TEST_CLOCK_VAR}: {} must hold a whole number of seconds",
+                self.path.display()
+            )
+        })?;
+        Ok(Duration::from_secs(seconds))
+    }
+}
+
+impl cognito_auth::env::Clock for OffsetFileClock {
+    fn now(&self) -> std::time::SystemTime {
+        // Tests replace the file by a rename, so every reading sees a whole number; a file
+        // gone or garbled later reads as no offset.
+        std::time::SystemTime::now() + self.offset().unwrap_or_default()
+    }
+}
+
 /// Whether to talk to systemd's notification socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Notify {
@@ -115,7 +169,7 @@ impl Daemon {
         let broker = Broker::with_options(
             Arc::clone(&config),
             secret_store,
-            Arc::new(SystemClock),
+            daemon_clock()?,
             Arc::new(OsEntropy),
             options,
         )?;

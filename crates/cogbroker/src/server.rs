@@ -30,8 +30,6 @@ use crate::broker::Broker;
 use crate::listen::{self, Listeners};
 
 pub use errors::ApiError;
-#[cfg(test)]
-pub(crate) use errors::status_of;
 
 /// How long shutdown lets in-flight requests finish before closing their connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

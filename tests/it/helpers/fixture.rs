@@ -46,7 +46,12 @@ impl World {
         let mut idle = ProfileSpec::new("idle", POOL, CLIENT, "ivy");
         idle.extra = idle_extra.to_owned();
         let sandbox = Sandbox::new(&emulator.endpoint, &[dev, idle])?;
-        let daemon = sandbox.serve(&[])?;
+        let clock_file = sandbox.dir.path().join("daemon-clock");
+        std::fs::write(&clock_file, "0")?;
+        let daemon = sandbox.serve(&[(
+            "COGBROKER_TEST_CLOCK_FILE",
+            clock_file.to_str().context("a UTF-8 sandbox path")?,
+        )])?;
         sandbox.login_stdin("dev", PASSWORD)?;
         let jwks = Jwks::from_json(&emulator.handle.jwks_json(POOL)).context("the pool's JWKS")?;
         let issuer = emulator.handle.issuer(POOL).context("the pool's issuer")?;
@@ -73,6 +78,16 @@ impl World {
         let output = self.cli(&["token", "dev", "--kind", kind], None)?;
         expect_code(&output, 0)?;
         Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+    }
+
+    /// Moves the daemon's clock `seconds` ahead of the system's (in total, not added up), through
+    /// its debug-build test clock; the file is replaced by a rename so no reading sees half.
+    pub(super) fn set_daemon_clock_ahead(&self, seconds: u64) -> anyhow::Result<()> {
+        let dir = self.sandbox.dir.path();
+        let staged = dir.join("daemon-clock.new");
+        std::fs::write(&staged, seconds.to_string())?;
+        std::fs::rename(&staged, dir.join("daemon-clock"))?;
+        Ok(())
     }
 
     /// Every call the emulator answered so far (a refresh is one).

@@ -7,7 +7,6 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use cogbroker_e2e::daemon::expect_code;
@@ -400,8 +399,9 @@ fn git_ls_remote_over_http_with_a_token_and_a_refresh_after_a_401() -> anyhow::R
     ensure!(world.token("access")? == first);
 
     // Once the token is older than that gap (the daemon's rule: max(5 s, 10 % of the 60 s
-    // lifetime)), the next 401 makes `erase` refresh once, and the retry works.
-    std::thread::sleep(Duration::from_secs(7));
+    // lifetime)), the next 401 makes `erase` refresh once, and the retry works. The daemon's
+    // clock is moved on rather than waited for.
+    world.set_daemon_clock_ahead(7)?;
     let output = ls_remote(&world, GIT_NEW, &home, &url)?;
     ensure!(output.status.code() == Some(128), "{}", shown(&output));
     ensure!(

@@ -7,6 +7,10 @@ use cognito_auth::secret::OneTimeCode;
 use cognito_auth::{Challenge, ChallengeAnswer, MfaType};
 
 use super::{AnswerInput, BrokerError};
+use crate::api::challenge::{
+    ChallengeDetails, CustomDetails, DestinationDetails, DeviceDetails, MfaSetupDetails,
+    NewPasswordDetails, OptionsDetails,
+};
 
 fn mfa_type_name(mfa: &MfaType) -> &'static str {
     match mfa {
@@ -16,11 +20,11 @@ fn mfa_type_name(mfa: &MfaType) -> &'static str {
     }
 }
 
-pub(crate) type DescribedChallenge = (&'static str, String, Vec<&'static str>, serde_json::Value);
+/// A challenge as shown: its name, a sentence for a person, the answer fields, the details.
+pub(crate) type DescribedChallenge = (&'static str, String, Vec<&'static str>, ChallengeDetails);
 
 /// The challenge as the API shows it: name, a sentence for a person, the answer fields, details.
 pub(crate) fn describe_challenge(challenge: &Challenge) -> Option<DescribedChallenge> {
-    use serde_json::json;
     let name = challenge.name();
     let to = |destination: &Option<String>| {
         destination
@@ -39,30 +43,47 @@ pub(crate) fn describe_challenge(challenge: &Challenge) -> Option<DescribedChall
             (
                 "choose a new password".to_owned(),
                 fields,
-                json!({ "required_attributes": required_attributes, "user_attributes": user_attributes }),
+                ChallengeDetails::NewPassword(NewPasswordDetails {
+                    required_attributes: required_attributes.clone(),
+                    user_attributes: user_attributes
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                }),
             )
         }
         Challenge::SmsMfa { destination } | Challenge::SmsOtp { destination } => (
             format!("enter the code sent by SMS{}", to(destination)),
             vec!["code"],
-            json!({ "destination": destination }),
+            ChallengeDetails::Destination(DestinationDetails {
+                destination: destination.clone(),
+            }),
         ),
         Challenge::EmailOtp { destination } => (
             format!("enter the code sent by email{}", to(destination)),
             vec!["code"],
-            json!({ "destination": destination }),
+            ChallengeDetails::Destination(DestinationDetails {
+                destination: destination.clone(),
+            }),
         ),
         Challenge::SoftwareTokenMfa {
             friendly_device_name,
         } => (
             "enter the 6-digit code from your authenticator app".to_owned(),
             vec!["code"],
-            json!({ "friendly_device_name": friendly_device_name }),
+            ChallengeDetails::Device(DeviceDetails {
+                friendly_device_name: friendly_device_name.clone(),
+            }),
         ),
         Challenge::SelectMfaType { options } => (
             "choose an MFA method".to_owned(),
             vec!["mfa_type"],
-            json!({ "options": options.iter().map(mfa_type_name).collect::<Vec<_>>() }),
+            ChallengeDetails::Options(OptionsDetails {
+                options: options
+                    .iter()
+                    .map(|m| mfa_type_name(m).to_owned())
+                    .collect(),
+            }),
         ),
         Challenge::MfaSetup {
             secret_code,
@@ -72,17 +93,27 @@ pub(crate) fn describe_challenge(challenge: &Challenge) -> Option<DescribedChall
                 .to_owned(),
             vec!["code"],
             // The person needs the secret to set up their app: this is its one way out.
-            json!({ "secret_code": secret_code.expose_secret(), "otpauth_uri": otpauth_uri.expose_secret() }),
+            ChallengeDetails::MfaSetup(MfaSetupDetails {
+                secret_code: secret_code.expose_secret().to_owned().into(),
+                otpauth_uri: otpauth_uri.expose_secret().to_owned().into(),
+            }),
         ),
         Challenge::SelectChallenge { available } => (
             "choose how to sign in".to_owned(),
             vec!["challenge", "password"],
-            json!({ "options": available }),
+            ChallengeDetails::Options(OptionsDetails {
+                options: available.clone(),
+            }),
         ),
         Challenge::CustomChallenge { parameters } => (
             "answer the custom challenge".to_owned(),
             vec!["answer"],
-            json!({ "parameters": parameters }),
+            ChallengeDetails::Custom(CustomDetails {
+                parameters: parameters
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            }),
         ),
         #[allow(unreachable_patterns)]
         _ => return None,

@@ -86,9 +86,8 @@ pub enum LoginOutcome {
         message: String,
         /// The answer fields expected, e.g. ["code"].
         fields: Vec<&'static str>,
-        /// Challenge details: destination, options, required_attributes, secret_code +
-        /// otpauth_uri for MFA_SETUP.
-        details: serde_json::Value,
+        /// What the person needs to answer (MFA_SETUP's secret is redacted by its `Debug`).
+        details: crate::api::ChallengeDetails,
     },
 }
 
@@ -111,23 +110,14 @@ impl fmt::Debug for LoginOutcome {
                 message,
                 fields,
                 details,
-            } => {
-                let mut shown = details.clone();
-                if let Some(map) = shown.as_object_mut() {
-                    for key in ["secret_code", "otpauth_uri"] {
-                        if let Some(value) = map.get_mut(key) {
-                            *value = serde_json::Value::from("[REDACTED]");
-                        }
-                    }
-                }
-                f.debug_struct("Challenge")
-                    .field("login_id", &"[REDACTED]")
-                    .field("challenge", challenge)
-                    .field("message", message)
-                    .field("fields", fields)
-                    .field("details", &shown)
-                    .finish()
-            }
+            } => f
+                .debug_struct("Challenge")
+                .field("login_id", &"[REDACTED]")
+                .field("challenge", challenge)
+                .field("message", message)
+                .field("fields", fields)
+                .field("details", details)
+                .finish(),
         }
     }
 }

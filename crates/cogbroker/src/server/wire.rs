@@ -1,8 +1,8 @@
-//! The broker's answers as wire types. The broker still hands out its own types (a
-//! `SystemTime` expiry, `&'static str` states, challenge details as a JSON value); these
-//! conversions are all the server does to turn them into [`crate::api`] types.
+//! The broker's answers as wire types. The broker hands out its own types where they carry more
+//! than the wire does (a `SystemTime` expiry, `&'static str` states); challenge details are
+//! already [`crate::api`] types. These conversions are all the server does.
 
-use crate::api::{self, ChallengeDetails, ChallengeStep};
+use crate::api::{self, ChallengeStep};
 use crate::broker::state::{rfc3339, unix_seconds};
 use crate::broker::{BrokerEvent, IssuedToken, LoginOutcome, ProfileStatus};
 
@@ -63,12 +63,7 @@ impl From<LoginOutcome> for api::LoginOutcome {
                 challenge: challenge.to_owned(),
                 message,
                 fields: fields.into_iter().map(str::to_owned).collect(),
-                // Typed, not read by hand: every shape the broker builds is a variant (the
-                // serde error is not logged: it may quote the MFA setup secret).
-                details: serde_json::from_value(details).unwrap_or_else(|_| {
-                    tracing::warn!(challenge, "challenge details of an unknown shape dropped");
-                    ChallengeDetails::Other(api::challenge::OtherDetails {})
-                }),
+                details,
             }),
         }
     }
