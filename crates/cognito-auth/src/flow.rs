@@ -20,9 +20,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use context::Login;
 pub(crate) use device::confirm_device_request;
 pub use device::new_device;
-pub use login::Login;
 pub use pending::PendingLogin;
 pub use refresh::{RefreshCall, RefreshPlan, RefreshStep};
 

@@ -23,6 +23,7 @@ mod error;
 mod faults;
 mod handle;
 mod ids;
+mod inject;
 mod jwt;
 mod oauth;
 mod ops;

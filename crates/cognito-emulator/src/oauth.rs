@@ -15,8 +15,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::handle::Shared;
+use crate::inject::{Injected, inject_faults, record};
 use crate::ops::{AuthorizeError, AuthorizeRequest, BasicAuth, Form, LoginOutcome, OAuthError};
-use crate::server::{Injected, inject_faults, record};
 
 /// The names these endpoints have in the call counters and in faults.
 pub(crate) const AUTHORIZE: &str = "oauth2/authorize";

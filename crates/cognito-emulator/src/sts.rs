@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::handle::Shared;
+use crate::inject::{Injected, inject_faults, record};
 use crate::ops::{AssumedRole, CallerIdentity, Form, StsError};
-use crate::server::{Injected, inject_faults, record};
 use crate::{ids, timefmt};
 
 const XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";

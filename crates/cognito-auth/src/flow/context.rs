@@ -1,9 +1,10 @@
-//! What a sign-in carries from call to call, and the automatic steps it answers itself.
+//! What a sign-in carries from call to call, the state it waits in (`Login`, `Waiting`), and
+//! the automatic steps it answers itself. `login.rs` drives the machine.
 
+use std::fmt;
 use std::time::SystemTime;
 
 use super::device::confirm_device_request;
-use super::login::{Login, Waiting, web_authn_unsupported};
 use super::params::{parse_json_object, parse_json_strings, server_challenge};
 use super::{
     AuthFlow, Challenge, DeviceCredentials, DeviceRemembering, FlowOptions, LoginSuccess, MfaType,
@@ -424,4 +425,53 @@ impl Context {
             request: Request::ConfirmDevice(request),
         })
     }
+}
+
+/// A sign-in waiting for the reply to the request it emitted.
+pub struct Login {
+    pub(super) ctx: Context,
+    pub(super) waiting: Waiting,
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let waiting = match &self.waiting {
+            Waiting::Auth { .. } => "auth",
+            Waiting::Associate => "associate_software_token",
+            Waiting::Verify { .. } => "verify_software_token",
+            Waiting::ConfirmDevice { .. } => "confirm_device",
+            Waiting::UpdateDeviceStatus { .. } => "update_device_status",
+        };
+        f.debug_struct("Login")
+            .field("username", &self.ctx.typed_username)
+            .field("flow", &self.ctx.flow)
+            .field("waiting", &waiting)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) enum Waiting {
+    /// For InitiateAuth or RespondToAuthChallenge. `srp` is the ephemeral whose A was sent;
+    /// `retry` is the challenge to hand back if the answer is refused in a retryable way.
+    Auth {
+        srp: Option<SrpEphemeral>,
+        retry: Option<Box<PendingLogin>>,
+    },
+    Associate,
+    Verify {
+        retry: Box<PendingLogin>,
+    },
+    ConfirmDevice {
+        success: Box<LoginSuccess>,
+        device: DeviceCredentials,
+    },
+    UpdateDeviceStatus {
+        success: Box<LoginSuccess>,
+    },
+}
+
+pub(super) fn web_authn_unsupported() -> Error {
+    Error::Unsupported(
+        "WEB_AUTHN (passkey) sign-in needs a platform authenticator, which a headless broker does not have; choose another factor or flow".into(),
+    )
 }

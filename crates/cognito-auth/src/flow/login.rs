@@ -1,63 +1,18 @@
 //! The machine between a request and its reply: what each reply leads to.
 
-use std::fmt;
 use std::time::SystemTime;
 
-use super::context::Context;
+use super::context::{Context, Login, Waiting};
 use super::params::otpauth_uri;
 use super::{
-    Challenge, ChallengeAnswer, DeviceCredentials, DeviceRemembering, FlowOptions, LoginRequest,
-    LoginSuccess, Next, PendingLogin, Reply, Request, RespondError,
+    Challenge, ChallengeAnswer, DeviceRemembering, FlowOptions, LoginRequest, Next, Reply, Request,
+    RespondError,
 };
 use crate::env::Entropy;
 use crate::error::{Error, ErrorCode};
 use crate::pool::AppClient;
 use crate::secret::TotpSecret;
-use crate::srp::SrpEphemeral;
 use crate::wire::{DeviceRememberedStatus, UpdateDeviceStatusRequest};
-
-/// A sign-in waiting for the reply to the request it emitted.
-pub struct Login {
-    pub(super) ctx: Context,
-    pub(super) waiting: Waiting,
-}
-
-impl fmt::Debug for Login {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let waiting = match &self.waiting {
-            Waiting::Auth { .. } => "auth",
-            Waiting::Associate => "associate_software_token",
-            Waiting::Verify { .. } => "verify_software_token",
-            Waiting::ConfirmDevice { .. } => "confirm_device",
-            Waiting::UpdateDeviceStatus { .. } => "update_device_status",
-        };
-        f.debug_struct("Login")
-            .field("username", &self.ctx.typed_username)
-            .field("flow", &self.ctx.flow)
-            .field("waiting", &waiting)
-            .finish_non_exhaustive()
-    }
-}
-
-pub(super) enum Waiting {
-    /// For InitiateAuth or RespondToAuthChallenge. `srp` is the ephemeral whose A was sent;
-    /// `retry` is the challenge to hand back if the answer is refused in a retryable way.
-    Auth {
-        srp: Option<SrpEphemeral>,
-        retry: Option<Box<PendingLogin>>,
-    },
-    Associate,
-    Verify {
-        retry: Box<PendingLogin>,
-    },
-    ConfirmDevice {
-        success: Box<LoginSuccess>,
-        device: DeviceCredentials,
-    },
-    UpdateDeviceStatus {
-        success: Box<LoginSuccess>,
-    },
-}
 
 impl Login {
     /// Starts a sign-in: returns the machine and the InitiateAuth to send.
@@ -269,12 +224,6 @@ fn retryable(error: &Error) -> bool {
                 | ErrorCode::PasswordHistoryPolicyViolation
                 | ErrorCode::EnableSoftwareTokenMfa
         )
-    )
-}
-
-pub(super) fn web_authn_unsupported() -> Error {
-    Error::Unsupported(
-        "WEB_AUTHN (passkey) sign-in needs a platform authenticator, which a headless broker does not have; choose another factor or flow".into(),
     )
 }
 

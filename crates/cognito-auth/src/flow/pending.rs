@@ -5,7 +5,8 @@ use std::fmt;
 use std::time::SystemTime;
 
 use super::context::Context;
-use super::login::{Login, Waiting, answer_kind, web_authn_unsupported};
+use super::context::{Login, Waiting, web_authn_unsupported};
+use super::login::answer_kind;
 use super::{Challenge, ChallengeAnswer, Request, RespondError};
 use crate::env::Entropy;
 use crate::error::Error;

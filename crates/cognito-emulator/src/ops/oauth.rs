@@ -12,7 +12,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::Ctx;
-use super::tokens::ADMIN_SCOPE;
 use crate::error::INCORRECT_CREDENTIALS;
 use crate::ids;
 use crate::seed::{PoolMfa, UserStatus};
@@ -623,14 +622,6 @@ impl Ctx<'_> {
             state: request.state,
         })
     }
-}
-
-/// Whether an access token's `scope` claim lets it call the user-pool API (GetUser and so on).
-pub(crate) fn has_admin_scope(claims: &serde_json::Map<String, Value>) -> bool {
-    claims
-        .get("scope")
-        .and_then(Value::as_str)
-        .is_some_and(|scope| scope.split(' ').any(|s| s == ADMIN_SCOPE))
 }
 
 #[cfg(test)]

@@ -19,6 +19,14 @@ use crate::state::{Client, Device, Family, Login, RefreshRecord};
 /// The scope of the JSON API's access tokens, which GetUser and the other user calls need.
 pub(crate) const ADMIN_SCOPE: &str = "aws.cognito.signin.user.admin";
 
+/// Whether an access token's `scope` claim lets it call the user-pool API (GetUser and so on).
+pub(crate) fn has_admin_scope(claims: &serde_json::Map<String, Value>) -> bool {
+    claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .is_some_and(|scope| scope.split(' ').any(|s| s == ADMIN_SCOPE))
+}
+
 impl Ctx<'_> {
     /// Mints the three tokens of a new sign-in (and a new device when the pool tracks devices).
     pub(super) fn issue_tokens(&mut self, login: &Login) -> ApiResult<Value> {
@@ -345,7 +353,7 @@ impl Ctx<'_> {
         if claims.get("token_use").and_then(Value::as_str) != Some("access") {
             return Err(ApiError::not_authorized(ACCESS_INVALID));
         }
-        if !super::oauth::has_admin_scope(&claims) {
+        if !has_admin_scope(&claims) {
             return Err(ApiError::not_authorized(
                 "Access Token does not have required scopes",
             ));
