@@ -79,7 +79,9 @@ lint: fmt-check clippy
 # nextest runs each test in its own process and in parallel; doctests need `cargo test --doc`.
 unit: build
 	@echo '==> unit, router and end-to-end tests'
-	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	@# Emulator RSA keys made once and reused by every emulator the suite starts (jwt.rs).
+	@export COGNITO_EMULATOR_KEY_CACHE='$(TARGET_DIR)/emulator-keys'; \
+	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		echo '$(CARGO) nextest run --workspace --no-fail-fast'; \
 		$(CARGO) nextest run --workspace --no-fail-fast --no-tests=warn && \
 		echo '$(CARGO) test --doc --workspace' && \
@@ -189,8 +191,8 @@ bench-build:
 
 bench: bench-build
 	@$(MAKE) --no-print-directory $(BENCH_STAMP) || true
-	target/release/cogbroker-bench --venv $(BENCH_VENV) --out docs/benchmarks.md
+	'$(TARGET_DIR)/release/cogbroker-bench' --venv $(BENCH_VENV) --out docs/benchmarks.md
 
 bench-quick: bench-build
 	@$(MAKE) --no-print-directory $(BENCH_STAMP) || true
-	target/release/cogbroker-bench --quick --venv $(BENCH_VENV)
+	'$(TARGET_DIR)/release/cogbroker-bench' --quick --venv $(BENCH_VENV)
