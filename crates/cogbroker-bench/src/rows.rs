@@ -134,6 +134,21 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
         plan.storm.max(4)
     ));
 
+    if options.only_storm {
+        say("refresh storm");
+        let rows = storm_rows(
+            &cogbroker,
+            dir,
+            &endpoint,
+            &emulator_target,
+            &plan,
+            &mut commands,
+        )
+        .await?;
+        drop(emulator);
+        return Ok((rows, commands));
+    }
+
     say("starting the daemon and the hello-world baseline");
     let main_profiles = profile("bench", "bench-long", "u0", "USER_SRP_AUTH", &endpoint, "")
         + &profile("srp", "bench-long", "u1", "USER_SRP_AUTH", &endpoint, "")

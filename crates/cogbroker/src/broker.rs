@@ -454,7 +454,7 @@ impl Broker {
         handle
             .ask(|reply| Command::Answer {
                 login_id,
-                input,
+                input: Box::new(input),
                 reply,
             })
             .await?
