@@ -73,6 +73,9 @@ pub(crate) enum Command {
         forget_device: bool,
         reply: UnitReply,
     },
+    /// An explicit refresh is coming: forget that upstream refused the configuration, so it is
+    /// tried again (once).
+    ClearMisconfigured,
     /// Finish the jobs in flight (persisting their results), then end.
     Stop,
     /// The refresh token held in memory (tests check it matches what was persisted).
@@ -88,6 +91,7 @@ pub(crate) struct ProfileInfo {
     pub(crate) name: ProfileName,
     pub(crate) username: String,
     pub(crate) auth_flow_name: String,
+    pub(crate) grant: crate::config::Grant,
     pub(crate) tuning: Tuning,
 }
 
@@ -176,7 +180,10 @@ pub(crate) fn spawn<S: TokenSource>(
 ) -> ProfileHandle {
     let info = Arc::new(info);
     let (commands, mailbox) = mpsc::channel(COMMAND_QUEUE);
-    let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
+    let (publish, snapshot) = watch::channel(Arc::new(Snapshot {
+        has_session: source.sessionless(),
+        ..Snapshot::default()
+    }));
     let task = ProfileTask {
         info: info.clone(),
         source: Arc::new(source),
@@ -296,6 +303,11 @@ impl<S: TokenSource> ProfileTask<S> {
                 forget_device,
                 reply,
             } => self.logout(forget_device, reply).await,
+            Command::ClearMisconfigured => {
+                if self.snapshot().misconfigured.is_some() {
+                    self.publish_flags(|s| s.misconfigured = None);
+                }
+            }
             Command::Stop => self.stop(),
             #[cfg(test)]
             Command::HeldRefreshToken { reply } => {
@@ -311,8 +323,8 @@ impl<S: TokenSource> ProfileTask<S> {
     // ----- store -----
 
     async fn restore(&mut self) {
-        if self.session.is_some() {
-            // A login finished first: its session is newer.
+        if self.session.is_some() || self.source.sessionless() {
+            // A login finished first (its session is newer), or there is nothing to store.
             return;
         }
         let store = self.shared.store.clone();

@@ -2257,4 +2257,5 @@ async fn limit_exceeded_is_retried_like_throttling() {
     assert_eq!(broker.status("dev").unwrap().state, "fresh");
 }
 
+mod client_credentials;
 mod restart;

@@ -289,9 +289,11 @@ impl<S: TokenSource> ProfileTask<S> {
         self.due = None;
         let session = self.session.take();
         let tokens = self.snapshot().tokens.clone();
+        let sessionless = self.source.sessionless();
         self.publish(|s| {
             *s = Snapshot {
                 generation: s.generation,
+                has_session: sessionless,
                 ..Snapshot::default()
             };
         });
