@@ -7,3 +7,4 @@ mod flows;
 mod helpers;
 mod oauth;
 mod setup;
+mod sinks;

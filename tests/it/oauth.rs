@@ -3,7 +3,7 @@
 //! that stops upstream calls.
 
 use anyhow::{Context as _, ensure};
-use cogbroker_e2e::daemon::{EmulatorHost, ProfileSpec, Sandbox, api, expect_code};
+use cogbroker_e2e::daemon::{DaemonProcess, EmulatorHost, ProfileSpec, Sandbox, api, expect_code};
 
 const SECRET: &str = "e2e-M2m-Secret-0123456789";
 
@@ -43,8 +43,16 @@ fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_credentials_is_served_by_the_cli_the_helpers_and_the_api() -> anyhow::Result<()> {
+/// One API call over TCP, from a synchronous test.
+fn get(daemon: &DaemonProcess, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(api(&reqwest::Client::new(), daemon, path, None))
+}
+
+#[test]
+fn client_credentials_is_served_by_the_cli_the_helpers_and_the_api() -> anyhow::Result<()> {
     let emulator = EmulatorHost::start(&seed())?;
     let sandbox = Sandbox::new(
         &emulator.endpoint,
@@ -67,7 +75,14 @@ async fn client_credentials_is_served_by_the_cli_the_helpers_and_the_api() -> an
 
     // The helpers hand out the same cached token.
     let output = sandbox.cli(
-        &["exec", "m2m", "--", "sh", "-c", "printf %s \"$COGBROKER_TOKEN\""],
+        &[
+            "exec",
+            "m2m",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$COGBROKER_TOKEN\"",
+        ],
         None,
     )?;
     expect_code(&output, 0)?;
@@ -85,21 +100,29 @@ async fn client_credentials_is_served_by_the_cli_the_helpers_and_the_api() -> an
         "{}",
         stderr(&output)
     );
-    let client = reqwest::Client::new();
-    let (status, body) = api(&client, &daemon, "/v1/profiles/m2m/token?kind=id", None).await?;
-    ensure!(status == 422 && body["error"] == "unsupported", "{status} {body}");
-    let (status, body) = api(&client, &daemon, "/v1/profiles/m2m", None).await?;
-    ensure!(status == 200 && body["auth_flow"] == "client_credentials", "{body}");
+    let (status, body) = get(&daemon, "/v1/profiles/m2m/token?kind=id")?;
+    ensure!(
+        status == 422 && body["error"] == "unsupported",
+        "{status} {body}"
+    );
+    let (status, body) = get(&daemon, "/v1/profiles/m2m")?;
+    ensure!(
+        status == 200 && body["auth_flow"] == "client_credentials",
+        "{body}"
+    );
 
     daemon.terminate()?;
     let (out, err) = daemon.finished_output();
-    ensure!(!out.contains(SECRET) && !err.contains(SECRET), "the secret was logged");
+    ensure!(
+        !out.contains(SECRET) && !err.contains(SECRET),
+        "the secret was logged"
+    );
     ensure!(!err.contains(&token), "the token was logged");
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_client_secret_is_a_config_error_without_a_retry_storm() -> anyhow::Result<()> {
+#[test]
+fn a_refused_client_secret_is_a_config_error_without_a_retry_storm() -> anyhow::Result<()> {
     let emulator = EmulatorHost::start(&seed())?;
     let sandbox = Sandbox::new(
         &emulator.endpoint,
@@ -113,16 +136,22 @@ async fn a_refused_client_secret_is_a_config_error_without_a_retry_storm() -> an
         ensure!(message.contains("client_secret"), "{message}");
         ensure!(!message.contains("wrong-secret-value"), "{message}");
     }
-    let client = reqwest::Client::new();
-    let (status, body) = api(&client, &daemon, "/v1/profiles/bad/token", None).await?;
-    ensure!(status == 500 && body["error"] == "misconfigured", "{status} {body}");
+    let (status, body) = get(&daemon, "/v1/profiles/bad/token")?;
+    ensure!(
+        status == 500 && body["error"] == "misconfigured",
+        "{status} {body}"
+    );
     ensure!(
         emulator.handle.calls("oauth2/token") == 1,
         "{} token calls",
         emulator.handle.calls("oauth2/token")
     );
     let output = sandbox.cli(&["status", "bad"], None)?;
-    ensure!(stdout(&output).contains("misconfigured"), "{}", stdout(&output));
+    ensure!(
+        stdout(&output).contains("misconfigured"),
+        "{}",
+        stdout(&output)
+    );
 
     // An explicit refresh tries again, once.
     let output = sandbox.cli(&["refresh", "bad"], None)?;

@@ -163,7 +163,10 @@ impl Sandbox {
         );
         for profile in profiles {
             if profile.pool.is_empty() {
-                text.push_str(&format!("\n[profiles.{}]\n{}\n", profile.name, profile.extra));
+                text.push_str(&format!(
+                    "\n[profiles.{}]\n{}\n",
+                    profile.name, profile.extra
+                ));
                 continue;
             }
             text.push_str(&format!(

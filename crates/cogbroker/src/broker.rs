@@ -18,6 +18,7 @@ pub mod error;
 pub mod logins;
 pub mod policy;
 pub mod profile;
+pub mod sinks;
 pub mod source;
 pub mod state;
 pub mod types;
@@ -223,6 +224,7 @@ impl Broker {
                 username: config.username.clone(),
                 auth_flow_name: config.auth_flow_name.clone(),
                 grant: config.grant,
+                sinks: config.sinks.clone(),
                 tuning: Tuning {
                     jitter: profile::random_fraction(entropy.as_ref()),
                     refresh_before: config.refresh_before,
@@ -237,13 +239,15 @@ impl Broker {
                         clock.clone(),
                     ))
                 }
-                Grant::UserPool | Grant::AuthorizationCode => Source::UserPool(UserPoolSource::new(
-                    config.clone(),
-                    secrets.clone(),
-                    upstreams.clone(),
-                    clock.clone(),
-                    entropy.clone(),
-                )),
+                Grant::UserPool | Grant::AuthorizationCode => {
+                    Source::UserPool(UserPoolSource::new(
+                        config.clone(),
+                        secrets.clone(),
+                        upstreams.clone(),
+                        clock.clone(),
+                        entropy.clone(),
+                    ))
+                }
             };
             profiles.insert(
                 name.to_string(),

@@ -1008,7 +1008,11 @@ fn validate_profile(
     let username = match (&raw.username, grant) {
         (Some(value), Grant::UserPool) => {
             if value.get_ref().trim().is_empty() {
-                ctx.error_at(value.span(), &key("username"), "the username must not be empty");
+                ctx.error_at(
+                    value.span(),
+                    &key("username"),
+                    "the username must not be empty",
+                );
             }
             value.get_ref().clone()
         }

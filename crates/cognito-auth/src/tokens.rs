@@ -254,10 +254,9 @@ impl TokenSet {
     /// The internal username (access `username`, else ID `cognito:username`): the one to hash
     /// for REFRESH_TOKEN_AUTH.
     pub fn username(&self) -> Option<&str> {
-        self.access_claims
-            .username
-            .as_deref()
-            .or(self.id_claims().and_then(|claims| claims.username.as_deref()))
+        self.access_claims.username.as_deref().or(self
+            .id_claims()
+            .and_then(|claims| claims.username.as_deref()))
     }
 }
 

@@ -93,6 +93,9 @@ pub(crate) struct ProfileInfo {
     pub(crate) auth_flow_name: String,
     pub(crate) grant: crate::config::Grant,
     pub(crate) tuning: Tuning,
+    /// Files kept holding the current token; a profile with sinks is kept fresh without a
+    /// caller (its first tokens are fetched on the first tick).
+    pub(crate) sinks: Vec<crate::config::SinkConfig>,
 }
 
 /// The readers' side of a profile: its published snapshot and its task's mailbox.
@@ -419,6 +422,15 @@ impl<S: TokenSource> ProfileTask<S> {
         {
             // Restored after a crash mid-refresh and the first try failed: keep trying while
             // the old refresh token may still be inside its grace, not only when asked.
+            self.start_refresh(Mode::Background, None).await;
+            return;
+        }
+        if !self.info.sinks.is_empty()
+            && snapshot.tokens.is_none()
+            && snapshot.can_refresh()
+            && snapshot.backoff.wait_at(now).is_none()
+        {
+            // Nobody may ever ask: the sinks' readers only read files.
             self.start_refresh(Mode::Background, None).await;
             return;
         }

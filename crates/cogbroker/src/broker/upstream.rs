@@ -44,10 +44,10 @@ impl Upstreams {
         if let Some(client) = clients.get(endpoint) {
             return Ok(client.clone());
         }
-        let client = CognitoClient::new(endpoint.clone(), self.client_options())
-        .map_err(|error| {
-            BrokerError::Internal(anyhow::anyhow!("cannot build the http client: {error}"))
-        })?;
+        let client =
+            CognitoClient::new(endpoint.clone(), self.client_options()).map_err(|error| {
+                BrokerError::Internal(anyhow::anyhow!("cannot build the http client: {error}"))
+            })?;
         clients.insert(endpoint.clone(), client.clone());
         Ok(client)
     }

@@ -178,7 +178,6 @@ const ERRORS: &[(&str, &str, usize, &str, &str)] = &[
     ("remote redirect", "[profiles.a]\ngrant = \"authorization_code\"\ndomain = \"https://x.example.com\"\nclient_id = \"c\"\nredirect_uri = \"https://app.example.com/cb\"\n", 5, "profiles.a.redirect_uri", "must be http on localhost"),
     ("redirect without port", "[profiles.a]\ngrant = \"authorization_code\"\ndomain = \"https://x.example.com\"\nclient_id = \"c\"\nredirect_uri = \"http://localhost/cb\"\n", 5, "profiles.a.redirect_uri", "explicit port"),
     ("domain on a user pool profile", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\ndomain = \"https://x.example.com\"\n", 5, "profiles.a.domain", "belongs to the OAuth grants"),
-    ("sink outside our directories", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\n[[profiles.a.sinks]]\npath = \"/etc/cogbroker-token\"\n", 6, "profiles.a.sinks.path", "outside your own directories"),
     ("sink with dotdot", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\n[[profiles.a.sinks]]\npath = \"/tmp/../etc/t\"\n", 6, "profiles.a.sinks.path", "no `.` or `..`"),
     ("passwordless without USER_AUTH", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\npreferred_challenge = \"EMAIL_OTP\"\n", 5, "profiles.a.preferred_challenge", "needs auth_flow = \"USER_AUTH\""),
     ("unknown first factor", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nauth_flow = \"USER_AUTH\"\npreferred_challenge = \"WEB_AUTHN\"\n", 6, "profiles.a.preferred_challenge", "unknown first factor"),
@@ -545,9 +544,7 @@ fn sinks_are_checked_against_the_filesystem() {
         let errors = parse(text, Path::new("/c.toml"), &env(&[])).unwrap_err();
         (errors.0[0].key.clone(), errors.0[0].message.clone())
     };
-    let (key, message) = first_error(&profile(&format!(
-        "path = \"{root}/t\"\nformat = \"yaml\""
-    )));
+    let (key, message) = first_error(&profile(&format!("path = \"{root}/t\"\nformat = \"yaml\"")));
     assert_eq!(key, "profiles.a.sinks.format");
     assert!(message.contains("unknown sink format"), "{message}");
     let (key, message) = first_error(&profile(&format!("path = \"{root}/t\"\nkind = \"id\"")));
@@ -572,5 +569,8 @@ fn sinks_are_checked_against_the_filesystem() {
     std::fs::create_dir(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
     let (_, message) = first_error(&profile(&format!("path = \"{root}/shared/t\"")));
-    assert!(message.contains("outside your own directories"), "{message}");
+    assert!(
+        message.contains("outside your own directories"),
+        "{message}"
+    );
 }

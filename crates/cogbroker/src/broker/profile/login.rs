@@ -297,6 +297,7 @@ impl<S: TokenSource> ProfileTask<S> {
                 ..Snapshot::default()
             };
         });
+        self.update_sinks().await;
         let store = self.shared.store.clone();
         let name = self.info.name.clone();
         let erased = tokio::task::spawn_blocking(move || store.erase(&name))

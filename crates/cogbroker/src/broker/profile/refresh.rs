@@ -174,7 +174,9 @@ impl<S: TokenSource> ProfileTask<S> {
                     reason: "refresh deadline exceeded".to_owned(),
                 }));
             }
-            Err(RefreshError::Upstream(error)) if self.source.misconfiguration(&error).is_some() => {
+            Err(RefreshError::Upstream(error))
+                if self.source.misconfiguration(&error).is_some() =>
+            {
                 let message = self.source.misconfiguration(&error).unwrap_or_default();
                 metrics.refresh("misconfigured", elapsed);
                 metrics.upstream_error("terminal");
@@ -284,6 +286,7 @@ impl<S: TokenSource> ProfileTask<S> {
             // A sessionless grant: nothing to persist.
             self.install(None, refreshed.tokens, false, |_| {});
             tracing::info!(profile = %self.info.name, "tokens granted");
+            self.update_sinks().await;
             return;
         };
         let Refreshed {
@@ -324,6 +327,18 @@ impl<S: TokenSource> ProfileTask<S> {
             s.persistence_degraded = failed || (s.persistence_degraded && !changed);
         });
         tracing::info!(profile = %self.info.name, rotated = changed, "tokens refreshed");
+        self.update_sinks().await;
+    }
+
+    /// Rewrites the profile's sinks with the published tokens (or removes them when there are
+    /// none). Awaited, so whoever waits for these tokens finds the files written.
+    pub(super) async fn update_sinks(&self) {
+        if self.info.sinks.is_empty() {
+            return;
+        }
+        let tokens = self.snapshot().tokens.clone();
+        crate::broker::sinks::update(self.info.name.as_str(), &self.info.sinks, tokens.as_deref())
+            .await;
     }
 
     /// Persists a new login's session, then publishes its tokens; the refresh in flight (of
@@ -342,10 +357,12 @@ impl<S: TokenSource> ProfileTask<S> {
             tracing::error!(profile = %self.info.name, error = %format!("{error:#}"), "cannot persist the session; keeping it in memory and retrying");
         }
         let failed = persisted.is_err();
-        self.install(Some(session), tokens, failed, |s| {
+        let expires_at = self.install(Some(session), tokens, failed, |s| {
             s.persistence_degraded = failed;
             s.store_error = None;
-        })
+        });
+        self.update_sinks().await;
+        expires_at
     }
 
     /// Holds `session` and publishes `tokens` as a success, then `adjust`; emits

@@ -74,10 +74,7 @@ impl UserPoolSource {
                     }
                 };
                 let user_pool_id = config.user_pool_id.clone().ok_or_else(|| {
-                    BrokerError::Misconfigured(format!(
-                        "profile {}: no user_pool_id",
-                        config.name
-                    ))
+                    BrokerError::Misconfigured(format!("profile {}: no user_pool_id", config.name))
                 })?;
                 Ok(Authenticator::new(
                     client,

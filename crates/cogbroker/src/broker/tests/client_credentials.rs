@@ -120,13 +120,21 @@ async fn a_machine_client_gets_a_scoped_token_cached_then_renewed_by_a_new_grant
     let broker = harness.broker();
     broker.restore().await;
     assert_eq!(broker.status("m2m").unwrap().state, "stale");
-    assert_eq!(harness.calls(), 0, "nothing is fetched before it is asked for");
+    assert_eq!(
+        harness.calls(),
+        0,
+        "nothing is fetched before it is asked for"
+    );
 
     let first = broker.token("m2m", TokenKind::Access, None).await.unwrap();
     assert_eq!(scope_of(&first), "https://api.example.com/read");
     let claims = cognito_auth::tokens::decode_claims(first.token.expose_secret()).unwrap();
     assert_eq!(claims.sub, "machine");
-    assert!((119..=120).contains(&first.expires_in), "{}", first.expires_in);
+    assert!(
+        (119..=120).contains(&first.expires_in),
+        "{}",
+        first.expires_in
+    );
     let again = broker.token("m2m", TokenKind::Access, None).await.unwrap();
     assert_eq!(token_text(&first), token_text(&again));
     assert_eq!(harness.calls(), 1, "the second request is a cache hit");
@@ -236,6 +244,9 @@ async fn a_refused_scope_names_the_scope() {
     assert_eq!((error.code(), http_status(&error)), ("misconfigured", 500));
     let message = error.to_string();
     assert!(message.contains("invalid_scope"), "{message}");
-    assert!(message.contains("https://api.example.com/admin"), "{message}");
+    assert!(
+        message.contains("https://api.example.com/admin"),
+        "{message}"
+    );
     assert_eq!(harness.calls(), 1);
 }
