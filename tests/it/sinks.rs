@@ -131,3 +131,97 @@ host = "registry.example.com"
     );
     Ok(())
 }
+
+/// `exec --token-file`: a child that outlives two token lifetimes always reads a valid token
+/// from its file, can ask the daemon itself through `COGBROKER_SOCKET`, and its file goes
+/// when it exits, whose exit code is `exec`'s.
+#[test]
+fn exec_keeps_a_token_file_fresh_for_a_long_running_child() -> anyhow::Result<()> {
+    const LIFETIME: u64 = 6;
+    let emulator = EmulatorHost::start(&seed().replace(
+        "access_token_ttl = 3600",
+        &format!("access_token_ttl = {LIFETIME}"),
+    ))?;
+    let profile = ProfileSpec::raw(
+        "m2m",
+        &format!(
+            "grant = \"client_credentials\"\ndomain = \"{}\"\nclient_id = \"machine\"\nclient_secret = {{ env = \"M2M_SECRET\" }}\n",
+            emulator.endpoint
+        ),
+    );
+    let sandbox = Sandbox::new(&emulator.endpoint, &[profile])?;
+    let mut daemon = sandbox.serve(&[("M2M_SECRET", SECRET)])?;
+    let files = tempfile::tempdir()?;
+    let token_file = files.path().join("run/token");
+    let log = files.path().join("reads.log");
+    let asked = files.path().join("asked");
+    // The child reads its file every 200 ms for two lifetimes and a bit, stamping each read,
+    // then asks the daemon itself through the exported socket.
+    let script = format!(
+        r#"end=$(( $(date +%s) + {duration} ))
+while [ "$(date +%s)" -lt "$end" ]; do
+  printf '%s %s\n' "$(date +%s%N)" "$(cat "$COGBROKER_TOKEN_FILE")" >> {log}
+  sleep 0.2
+done
+"$COGBROKER_BIN" token m2m > {asked} || exit 9
+exit 7"#,
+        duration = 2 * LIFETIME + 1,
+        log = log.display(),
+        asked = asked.display(),
+    );
+    let mut command = sandbox.command()?;
+    command
+        .args(["exec", "m2m", "--token-file"])
+        .arg(&token_file)
+        .args(["--", "sh", "-c", &script])
+        .env(
+            "COGBROKER_BIN",
+            cogbroker_e2e::workspace_binary("cogbroker")?,
+        );
+    let output = cogbroker_e2e::daemon::run_with_stdin(command, None)?;
+    ensure!(
+        output.status.code() == Some(7),
+        "exec ended with {:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ensure!(!token_file.exists(), "the token file outlived the child");
+    ensure!(
+        !token_file
+            .parent()
+            .context("dir")?
+            .join(".token.cogbroker-")
+            .exists()
+    );
+
+    let reads = read_text(&log)?;
+    let mut tokens = std::collections::BTreeSet::new();
+    let mut count = 0;
+    for line in reads.lines() {
+        let (stamp, token) = line.split_once(' ').context("a stamped read")?;
+        let read_at_ms: u128 = stamp.parse::<u128>()? / 1_000_000;
+        let claims = cognito_auth::tokens::decode_claims(token)
+            .with_context(|| format!("read {count} is not a whole token: {token:?}"))?;
+        let exp_ms = u128::try_from(claims.exp)? * 1000;
+        ensure!(
+            read_at_ms < exp_ms,
+            "read {count} saw a token that had expired {} ms before",
+            read_at_ms - exp_ms
+        );
+        tokens.insert(token.to_owned());
+        count += 1;
+    }
+    ensure!(count >= 40, "only {count} reads");
+    ensure!(
+        tokens.len() >= 3,
+        "the file was renewed only {} times",
+        tokens.len() - 1
+    );
+    let asked = read_text(&asked)?;
+    ensure!(
+        cognito_auth::tokens::decode_claims(asked.trim()).is_ok(),
+        "the child could not ask the daemon through COGBROKER_SOCKET: {asked:?}"
+    );
+    daemon.terminate()?;
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! to exit codes (design.md §6). One submodule per command group.
 
 mod doctor;
+mod exec;
 pub mod helpers;
 mod login;
 mod session;

@@ -45,6 +45,16 @@ pub(crate) fn render(
         TokenKind::Access => tokens.access_token().expose_secret(),
         TokenKind::Id => tokens.id_token()?.expose_secret(),
     };
+    render_token(sink, profile, token, &rfc3339(tokens.expires_at()))
+}
+
+/// The bytes of `sink` holding `token`, which expires at `expires_at` (RFC 3339).
+pub fn render_token(
+    sink: &SinkConfig,
+    profile: &str,
+    token: &str,
+    expires_at: &str,
+) -> Option<Zeroizing<Vec<u8>>> {
     let host = sink.host.as_deref().unwrap_or_default();
     let text = match sink.format {
         SinkFormat::Raw => format!("{token}\n"),
@@ -63,7 +73,7 @@ pub(crate) fn render(
                 },
                 token,
                 token_type: "Bearer",
-                expires_at: rfc3339(tokens.expires_at()),
+                expires_at: expires_at.to_owned(),
             };
             let mut text = serde_json::to_string(&body).ok()?;
             text.push('\n');
@@ -74,7 +84,7 @@ pub(crate) fn render(
 }
 
 /// Writes `bytes` to the sink atomically, mode 0600.
-pub(crate) fn write(sink: &SinkConfig, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write(sink: &SinkConfig, bytes: &[u8]) -> anyhow::Result<()> {
     let path = &sink.path;
     let shown = path.display();
     let uid = rustix::process::getuid().as_raw();
@@ -112,7 +122,7 @@ pub(crate) fn write(sink: &SinkConfig, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Removes the sink file (no error if it is already gone).
-pub(crate) fn remove(sink: &SinkConfig) -> anyhow::Result<()> {
+pub fn remove(sink: &SinkConfig) -> anyhow::Result<()> {
     match fs::remove_file(&sink.path) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
