@@ -1,4 +1,5 @@
 //! End-to-end tests, one binary.
+mod audit;
 mod autostart;
 mod cli;
 mod daemon;

@@ -86,6 +86,8 @@ pub enum Command {
     Logout(LogoutArgs),
     /// List the configured profiles
     Profiles(ProfilesArgs),
+    /// Show which programs took which profile's tokens, and when (the daemon's recent memory)
+    Audit(AuditArgs),
     /// Check the configuration, store, socket, daemon, clock skew and Cognito reachability
     Doctor,
     /// Print a shell completion script
@@ -113,6 +115,16 @@ pub enum Command {
     /// Configure git, docker, kubectl, cargo or the AWS tools to ask cogbroker (shows the
     /// change, then writes it; idempotent; keeps the file's other settings)
     Setup(setup::SetupArgs),
+}
+
+/// `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this profile's hand-outs
+    pub profile: Option<String>,
+    /// Print the daemon's JSON reply
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `login`.
@@ -284,6 +296,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Profiles(args) => block_on(async {
             let daemon = Daemon::connect(&cli.global)?;
             session::profiles(&daemon, &args).await
+        }),
+        Command::Audit(args) => block_on(async {
+            let daemon = Daemon::connect(&cli.global)?;
+            session::audit(&daemon, &args).await
         }),
         Command::GitCredential(args) => helpers::git(&cli.global, &args),
         Command::DockerCredential(args) => helpers::docker(&cli.global, &args),
