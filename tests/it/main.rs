@@ -7,5 +7,6 @@ mod faults;
 mod flows;
 mod helpers;
 mod oauth;
+mod passwordless;
 mod setup;
 mod sinks;
