@@ -47,7 +47,7 @@ pub use error::BrokerError;
 use metrics::Metrics;
 use policy::{RequestDecision, Tuning};
 use profile::{Command, Mode, ProfileHandle, ProfileInfo};
-use source::{ClientCredentialsSource, Source, UserPoolSource};
+use source::{BrowserSource, ClientCredentialsSource, Source, UserPoolSource};
 use state::{Snapshot, rfc3339};
 pub use types::{AnswerInput, BrokerEvent, IssuedToken, LoginOutcome, ProfileStatus, TokenKind};
 use upstream::Upstreams;
@@ -239,15 +239,19 @@ impl Broker {
                         clock.clone(),
                     ))
                 }
-                Grant::UserPool | Grant::AuthorizationCode => {
-                    Source::UserPool(UserPoolSource::new(
-                        config.clone(),
-                        secrets.clone(),
-                        upstreams.clone(),
-                        clock.clone(),
-                        entropy.clone(),
-                    ))
-                }
+                Grant::AuthorizationCode => Source::Browser(BrowserSource::new(
+                    config.clone(),
+                    secrets.clone(),
+                    upstreams.clone(),
+                    clock.clone(),
+                )),
+                Grant::UserPool => Source::UserPool(UserPoolSource::new(
+                    config.clone(),
+                    secrets.clone(),
+                    upstreams.clone(),
+                    clock.clone(),
+                    entropy.clone(),
+                )),
             };
             profiles.insert(
                 name.to_string(),

@@ -1,6 +1,7 @@
 //! The command line: argument definitions (clap derive), dispatch, and the mapping of failures
 //! to exit codes (design.md §6). One submodule per command group.
 
+mod browser;
 mod doctor;
 mod exec;
 pub mod helpers;
@@ -133,8 +134,16 @@ pub struct LoginArgs {
     /// The profile to log in
     pub profile: String,
     /// Read the password from the first line of standard input (for scripts)
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["browser", "no_browser"])]
     pub password_stdin: bool,
+    /// Sign in through the system browser ($BROWSER, else xdg-open/open): the default for
+    /// grant = "authorization_code"
+    #[arg(long, conflicts_with = "no_browser")]
+    pub browser: bool,
+    /// Print the sign-in URL on stderr instead of opening a browser, and accept the redirect
+    /// URL pasted on standard input (headless machines over SSH)
+    #[arg(long)]
+    pub no_browser: bool,
 }
 
 /// `token`.

@@ -149,6 +149,12 @@ enum LoginSlot {
         login_id: String,
         pending: Box<PendingLogin>,
     },
+    /// A browser login waits for its redirect (the PKCE verifier and `state` live here).
+    Browser {
+        login_id: String,
+        login: Box<cognito_auth::BrowserLogin>,
+        expires_at: SystemTime,
+    },
 }
 
 /// The refresh in flight (or the unattended login that follows a refused refresh token).
@@ -276,7 +282,9 @@ impl<S: TokenSource> ProfileTask<S> {
     fn stop(&mut self) {
         self.stopping = true;
         self.due = None;
-        if let LoginSlot::Pending { login_id, .. } = &self.login {
+        if let LoginSlot::Pending { login_id, .. } | LoginSlot::Browser { login_id, .. } =
+            &self.login
+        {
             self.shared.logins.remove(login_id);
         }
     }
@@ -515,7 +523,9 @@ impl<S: TokenSource> ProfileTask<S> {
 
 impl<S> Drop for ProfileTask<S> {
     fn drop(&mut self) {
-        if let LoginSlot::Busy { login_id, .. } | LoginSlot::Pending { login_id, .. } = &self.login
+        if let LoginSlot::Busy { login_id, .. }
+        | LoginSlot::Pending { login_id, .. }
+        | LoginSlot::Browser { login_id, .. } = &self.login
         {
             self.shared.logins.remove(login_id);
         }

@@ -9,17 +9,21 @@
 //! [`Source`] is the one type the profile task is built with: an enum over these, so every
 //! grant shares the task's refresh, backoff, persistence and events.
 
+pub(crate) mod browser;
 pub(crate) mod client_credentials;
 pub(crate) mod user_pool;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use cognito_auth::secret::Password;
+use cognito_auth::env::Entropy;
+use cognito_auth::secret::{AuthorizationCode, Password};
 use cognito_auth::{
-    ChallengeAnswer, DeviceCredentials, LoginStep, LoginSuccess, PendingLogin, Refreshed, TokenSet,
+    BrowserLogin, ChallengeAnswer, DeviceCredentials, LoginStep, LoginSuccess, PendingLogin,
+    Refreshed, TokenSet,
 };
 
+pub(crate) use browser::BrowserSource;
 pub(crate) use client_credentials::ClientCredentialsSource;
 pub(crate) use user_pool::UserPoolSource;
 
@@ -60,6 +64,23 @@ pub(crate) trait TokenSource: Send + Sync + 'static {
     /// renews with `renew(None)`.
     fn sessionless(&self) -> bool {
         false
+    }
+
+    /// A browser login's first step (no IO): the authorize URL with a fresh PKCE pair and
+    /// `state`. `None`: this source does not sign in through a browser.
+    fn begin_browser(&self, _entropy: &dyn Entropy) -> Option<Result<BrowserLogin, BrokerError>> {
+        None
+    }
+
+    /// Redeems a browser login's code (its `state` already checked).
+    fn finish_browser(
+        &self,
+        _login: BrowserLogin,
+        _code: AuthorizationCode,
+    ) -> impl Future<Output = Result<LoginStep, StepFailure>> + Send {
+        async {
+            Err(BrokerError::Unsupported("this profile has no browser login".to_owned()).into())
+        }
     }
 
     /// When `error` (from [`renew`](Self::renew)) says the profile's configuration is wrong
@@ -114,28 +135,43 @@ pub(crate) trait TokenSource: Send + Sync + 'static {
 pub(crate) enum Source {
     UserPool(UserPoolSource),
     ClientCredentials(ClientCredentialsSource),
+    Browser(BrowserSource),
+}
+
+/// `match` over the sources, the same expression for each.
+macro_rules! each {
+    ($self:ident, $source:ident => $body:expr) => {
+        match $self {
+            Source::UserPool($source) => $body,
+            Source::ClientCredentials($source) => $body,
+            Source::Browser($source) => $body,
+        }
+    };
 }
 
 impl TokenSource for Source {
     fn sessionless(&self) -> bool {
-        match self {
-            Self::UserPool(source) => source.sessionless(),
-            Self::ClientCredentials(source) => source.sessionless(),
-        }
+        each!(self, source => source.sessionless())
+    }
+
+    fn begin_browser(&self, entropy: &dyn Entropy) -> Option<Result<BrowserLogin, BrokerError>> {
+        each!(self, source => source.begin_browser(entropy))
+    }
+
+    async fn finish_browser(
+        &self,
+        login: BrowserLogin,
+        code: AuthorizationCode,
+    ) -> Result<LoginStep, StepFailure> {
+        each!(self, source => source.finish_browser(login, code).await)
     }
 
     fn misconfiguration(&self, error: &cognito_auth::Error) -> Option<String> {
-        match self {
-            Self::UserPool(source) => source.misconfiguration(error),
-            Self::ClientCredentials(source) => source.misconfiguration(error),
-        }
+        each!(self, source => source.misconfiguration(error))
     }
 
     async fn renew(&self, session: Option<&StoredSession>) -> Result<Refreshed, RenewError> {
-        match self {
-            Self::UserPool(source) => source.renew(session).await,
-            Self::ClientCredentials(source) => source.renew(session).await,
-        }
+        each!(self, source => source.renew(session).await)
     }
 
     async fn start_login(
@@ -144,12 +180,7 @@ impl TokenSource for Source {
         device: Option<DeviceCredentials>,
         on_started: impl FnOnce() + Send,
     ) -> Result<LoginStep, StepFailure> {
-        match self {
-            Self::UserPool(source) => source.start_login(password, device, on_started).await,
-            Self::ClientCredentials(source) => {
-                source.start_login(password, device, on_started).await
-            }
-        }
+        each!(self, source => source.start_login(password, device, on_started).await)
     }
 
     async fn respond(
@@ -157,24 +188,15 @@ impl TokenSource for Source {
         pending: PendingLogin,
         answer: ChallengeAnswer,
     ) -> Result<LoginStep, StepFailure> {
-        match self {
-            Self::UserPool(source) => source.respond(pending, answer).await,
-            Self::ClientCredentials(source) => source.respond(pending, answer).await,
-        }
+        each!(self, source => source.respond(pending, answer).await)
     }
 
     fn can_log_in_unattended(&self) -> bool {
-        match self {
-            Self::UserPool(source) => source.can_log_in_unattended(),
-            Self::ClientCredentials(source) => source.can_log_in_unattended(),
-        }
+        each!(self, source => source.can_log_in_unattended())
     }
 
     async fn unattended_login(&self, device: Option<DeviceCredentials>) -> Option<LoginSuccess> {
-        match self {
-            Self::UserPool(source) => source.unattended_login(device).await,
-            Self::ClientCredentials(source) => source.unattended_login(device).await,
-        }
+        each!(self, source => source.unattended_login(device).await)
     }
 
     async fn end_session(
@@ -183,11 +205,6 @@ impl TokenSource for Source {
         tokens: Option<Arc<TokenSet>>,
         forget_device: bool,
     ) {
-        match self {
-            Self::UserPool(source) => source.end_session(session, tokens, forget_device).await,
-            Self::ClientCredentials(source) => {
-                source.end_session(session, tokens, forget_device).await;
-            }
-        }
+        each!(self, source => source.end_session(session, tokens, forget_device).await);
     }
 }

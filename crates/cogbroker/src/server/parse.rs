@@ -198,6 +198,7 @@ impl FromFields for AnswerBody {
             challenge: fields.take_string("challenge")?,
             password: fields.take_secret("password")?.map(SecretString::from),
             answer: fields.take_secret("answer")?.map(SecretString::from),
+            redirect_url: fields.take_secret("redirect_url")?.map(SecretString::from),
         })
     }
 }
@@ -227,6 +228,7 @@ pub(super) fn answer_input(body: AnswerBody) -> AnswerInput {
         challenge: body.challenge,
         password: body.password.map(password),
         answer: body.answer.map(password),
+        redirect_url: body.redirect_url,
     }
 }
 
