@@ -135,7 +135,8 @@ fn recheck_after(seconds_left: u64) -> Duration {
 fn pass_on(child: &tokio::process::Child, signal: rustix::process::Signal) {
     let Some(pid) = child
         .id()
-        .and_then(|pid| rustix::process::Pid::from_raw(pid.cast_signed()))
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(rustix::process::Pid::from_raw)
     else {
         return;
     };
