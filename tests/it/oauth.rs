@@ -92,6 +92,19 @@ fn client_credentials_is_served_by_the_cli_the_helpers_and_the_api() -> anyhow::
     ensure!(stdout(&output).contains(&token));
     ensure!(emulator.handle.calls("oauth2/token") == 1);
 
+    // kubectl's helper, whose default is the ID token, gets the access token here.
+    let output = sandbox.cli(&["kube-credential", "m2m"], None)?;
+    expect_code(&output, 0)?;
+    ensure!(stdout(&output).contains(&token), "{}", stdout(&output));
+    // Nothing to log in to, and no password prompt.
+    let output = sandbox.cli(&["login", "m2m"], None)?;
+    expect_code(&output, 1)?;
+    ensure!(
+        stderr(&output).contains("needs no login"),
+        "{}",
+        stderr(&output)
+    );
+
     // No ID token: the CLI and the API say so.
     let output = sandbox.cli(&["token", "m2m", "--kind", "id"], None)?;
     expect_code(&output, 1)?;

@@ -268,10 +268,17 @@ impl Broker {
         match arg {
             Some(TokenKindArg::Access) => TokenKind::Access,
             Some(TokenKindArg::Id) => TokenKind::Id,
-            None => self
-                .profile(profile)
-                .and_then(|profile| profile.token_kind)
-                .unwrap_or(default),
+            None => match self.profile(profile) {
+                Some(config) => config.token_kind.unwrap_or(
+                    // A machine client has no ID token: its helpers hand out the access token.
+                    if config.grant == crate::config::Grant::ClientCredentials {
+                        TokenKind::Access
+                    } else {
+                        default
+                    },
+                ),
+                None => default,
+            },
         }
     }
 

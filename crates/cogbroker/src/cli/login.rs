@@ -30,6 +30,11 @@ pub(crate) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()>
         .status(profile)
         .await
         .with_context(|| format!("logging {profile} in failed"))?;
+    if status.auth_flow == "client_credentials" {
+        anyhow::bail!(
+            "profile {profile} is a machine client (grant = \"client_credentials\"): it needs no login; `cogbroker token {profile}` fetches a token"
+        );
+    }
     if args.browser || args.no_browser || status.auth_flow == "authorization_code" {
         return super::browser::run(daemon, args)
             .await
