@@ -36,7 +36,7 @@ pub fn consumer_of(peer: &Peer) -> Consumer {
     let (uid, pid) = match peer.transport {
         Transport::Unix => (peer.uid, peer.pid),
         Transport::Tcp { local, remote } => match tcp_client_inode(local, remote) {
-            Ok(Some((uid, inode))) => (Some(uid), process_with_socket(inode)),
+            Ok(Some((uid, inode))) => (Some(uid), process_with_socket(inode, uid)),
             _ => (peer.uid, None),
         },
     };
@@ -80,15 +80,22 @@ fn inode_in_lines<L: AsRef<str>>(
     })
 }
 
-/// The process holding the socket `inode` among its descriptors (the first found; a socket
-/// shared across a fork names the lowest pid).
-fn process_with_socket(inode: u64) -> Option<i32> {
+/// The process holding the socket `inode` among its descriptors. Only processes of the
+/// socket's `uid` are looked into, newest first (a consumer is most often a process just
+/// started: a CLI, curl), so the walk is short on a busy machine; a socket shared across a
+/// fork names the newest holder.
+fn process_with_socket(inode: u64, uid: u32) -> Option<i32> {
+    use std::os::unix::fs::MetadataExt as _;
     let wanted = format!("socket:[{inode}]");
     let mut pids: Vec<i32> = std::fs::read_dir("/proc")
         .ok()?
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid = entry.file_name().to_str()?.parse().ok()?;
+            (entry.metadata().ok()?.uid() == uid).then_some(pid)
+        })
         .collect();
-    pids.sort_unstable();
+    pids.sort_unstable_by(|a, b| b.cmp(a));
     pids.into_iter().find(|pid| {
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
             return false;
