@@ -179,6 +179,8 @@ pub(crate) struct ProfileTask<S> {
     /// A background refresh planned for later within the tick interval.
     due: Option<tokio::time::Instant>,
     stopping: bool,
+    /// Logged out: the sinks are not refilled by the tick until someone asks for a token.
+    dormant: bool,
 }
 
 /// Starts the task of one profile on the shared tracker and returns its handle.
@@ -205,6 +207,7 @@ pub(crate) fn spawn<S: TokenSource>(
         jobs: JoinSet::new(),
         due: None,
         stopping: false,
+        dormant: false,
     };
     shared.tasks.spawn(task.run(mailbox));
     ProfileHandle {
@@ -434,6 +437,7 @@ impl<S: TokenSource> ProfileTask<S> {
             return;
         }
         if !self.info.sinks.is_empty()
+            && !self.dormant
             && snapshot.tokens.is_none()
             && snapshot.can_refresh()
             && snapshot.backoff.wait_at(now).is_none()

@@ -411,6 +411,7 @@ impl<S: TokenSource> ProfileTask<S> {
         }
         self.abandon_refresh();
         self.due = None;
+        self.dormant = true;
         let session = self.session.take();
         let tokens = self.snapshot().tokens.clone();
         let sessionless = self.source.sessionless();

@@ -374,6 +374,7 @@ impl<S: TokenSource> ProfileTask<S> {
         persistence_failed: bool,
         adjust: impl FnOnce(&mut Snapshot),
     ) -> SystemTime {
+        self.dormant = false;
         let device_remembered = session.as_ref().is_some_and(|s| s.device.is_some());
         if session.is_some() {
             self.session = session;

@@ -250,3 +250,62 @@ async fn a_refused_scope_names_the_scope() {
     );
     assert_eq!(harness.calls(), 1);
 }
+
+/// A profile with sinks is kept fresh without a caller, and stays empty after a logout until
+/// someone asks again.
+#[tokio::test]
+async fn sinks_are_filled_by_the_tick_and_stay_empty_after_logout() {
+    let harness = CcHarness::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = dir.path().join("m2m.token");
+    let text = format!(
+        "[daemon]\nstore = \"memory\"\n[profiles.m2m]\ngrant = \"client_credentials\"\ndomain = \"{}\"\nclient_id = \"machine\"\nclient_secret = {{ env = \"M2M_SECRET\" }}\n[[profiles.m2m.sinks]]\npath = \"{}\"\n",
+        harness.emulator.endpoint(),
+        sink.display()
+    );
+    let config = parse(&text, Path::new("test.toml"), &cc_env()).unwrap();
+    let harness = CcHarness {
+        config: Arc::new(config),
+        ..harness
+    };
+    let broker = harness.broker();
+    broker.restore().await;
+    let mut events = broker.subscribe();
+    broker.tick();
+    let filled = async {
+        loop {
+            if let BrokerEvent::TokenRefreshed { .. } = events.recv().await.unwrap() {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), filled)
+        .await
+        .expect("the tick fills the sink");
+    // The task writes the sink before it takes its next command: any answered command (a
+    // login, refused here) orders us after the write.
+    let _ = broker.login("m2m", None).await;
+    let token = broker.token("m2m", TokenKind::Access, None).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&sink).unwrap(),
+        format!("{}\n", token_text(&token))
+    );
+    assert_eq!(harness.calls(), 1);
+
+    broker.logout("m2m", false).await.unwrap();
+    assert!(!sink.exists());
+    for _ in 0..5 {
+        broker.tick();
+    }
+    // Ticks are commands: once a later command is answered, they have run.
+    let _ = broker.login("m2m", None).await;
+    // A refresh started by a tick would show as refreshing (or, finished, in the calls).
+    assert_ne!(broker.status("m2m").unwrap().state, "refreshing");
+    assert!(!sink.exists(), "a tick refilled the sink after the logout");
+    assert_eq!(harness.calls(), 1);
+    let again = broker.token("m2m", TokenKind::Access, None).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&sink).unwrap(),
+        format!("{}\n", token_text(&again))
+    );
+}
