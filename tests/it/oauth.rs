@@ -58,7 +58,8 @@ fn client_credentials_is_served_by_the_cli_the_helpers_and_the_api() -> anyhow::
         &emulator.endpoint,
         &[machine("m2m", &emulator.endpoint, "M2M_SECRET")],
     )?;
-    let mut daemon = sandbox.serve(&[("M2M_SECRET", SECRET)])?;
+    // At trace, to prove neither the secret nor a token is ever logged.
+    let mut daemon = sandbox.serve(&[("M2M_SECRET", SECRET), ("RUST_LOG", "trace")])?;
 
     let output = sandbox.cli(&["token", "m2m"], None)?;
     expect_code(&output, 0)?;
@@ -256,7 +257,7 @@ fn browser_login_by_paste_back_then_refresh_and_revoke() -> anyhow::Result<()> {
         ),
     );
     let sandbox = Sandbox::new(&emulator.endpoint, &[profile])?;
-    let mut daemon = sandbox.serve(&[])?;
+    let mut daemon = sandbox.serve(&[("RUST_LOG", "trace")])?;
 
     // A wrong state, pasted: refused naming it, the code never redeemed.
     let mut login = PastedLogin::start(&sandbox)?;
@@ -297,7 +298,8 @@ fn browser_login_by_paste_back_then_refresh_and_revoke() -> anyhow::Result<()> {
     ensure!(emulator.handle.calls("oauth2/token") == 1);
     let output = sandbox.cli(&["token", "web", "--kind", "id"], None)?;
     expect_code(&output, 0)?;
-    let claims = cognito_auth::tokens::decode_claims(stdout(&output).trim())?;
+    let id_token = stdout(&output).trim().to_owned();
+    let claims = cognito_auth::tokens::decode_claims(&id_token)?;
     ensure!(claims.username.as_deref() == Some(USER), "{claims:?}");
     let (_, status) = get(&daemon, "/v1/profiles/web")?;
     ensure!(status["auth_flow"] == "authorization_code", "{status}");
