@@ -30,6 +30,8 @@
 //! Needs Chromium (`/usr/bin/chromium`; `COGBROKER_CHROMIUM` overrides): `make browser` installs
 //! Debian's package as root. Without it the test fails; it never passes silently.
 
+mod login;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -114,7 +114,11 @@ impl World {
             .context("moto's access token fails verification against its JWKS")?;
         let id_claims = self
             .jwks
-            .verify(tokens.id_token().expose_secret(), &id, now)
+            .verify(
+                tokens.id_token().expect("an id token").expose_secret(),
+                &id,
+                now,
+            )
             .context("moto's id token fails verification against its JWKS")?;
         ensure!(
             access_claims.username.as_deref() == Some(username),

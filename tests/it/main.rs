@@ -1,8 +1,12 @@
 //! End-to-end tests, one binary.
+mod audit;
 mod autostart;
 mod cli;
 mod daemon;
 mod faults;
 mod flows;
 mod helpers;
+mod oauth;
+mod passwordless;
 mod setup;
+mod sinks;

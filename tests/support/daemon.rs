@@ -113,6 +113,18 @@ impl ProfileSpec {
             extra: String::new(),
         }
     }
+
+    /// A profile written as `extra` alone (no pool, client or username lines): the OAuth
+    /// grants, whose keys the test writes itself.
+    pub fn raw(name: &str, extra: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            pool: String::new(),
+            client: String::new(),
+            username: String::new(),
+            extra: extra.to_owned(),
+        }
+    }
 }
 
 /// A private directory with a config file: where a daemon and its CLI calls live.
@@ -150,6 +162,13 @@ impl Sandbox {
             toml_string(&state),
         );
         for profile in profiles {
+            if profile.pool.is_empty() {
+                text.push_str(&format!(
+                    "\n[profiles.{}]\n{}\n",
+                    profile.name, profile.extra
+                ));
+                continue;
+            }
             text.push_str(&format!(
                 "\n[profiles.{}]\nregion = \"{}\"\nuser_pool_id = \"{}\"\nclient_id = \"{}\"\nusername = \"{}\"\nendpoint = \"{endpoint}\"\n{}\n",
                 profile.name,

@@ -67,6 +67,33 @@ pub struct Health {
     pub version: String,
 }
 
+/// One token hand-out as `GET /v1/audit` shows it: when, which profile's token, and who took
+/// it. Never the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The profile.
+    pub profile: String,
+    /// Which token.
+    pub kind: TokenKind,
+    /// `unix` or `tcp`.
+    pub transport: String,
+    /// The consumer's uid, when known.
+    pub uid: Option<u32>,
+    /// The consumer's pid, when known.
+    pub pid: Option<i32>,
+    /// The consumer's executable, when known.
+    pub exe: Option<String>,
+}
+
+/// `GET /v1/audit[?profile=P]`: the recent hand-outs, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditList {
+    /// The hand-outs.
+    pub entries: Vec<AuditEntry>,
+}
+
 /// `GET /v1/profiles`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileList {

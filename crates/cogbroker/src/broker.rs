@@ -18,6 +18,7 @@ pub mod error;
 pub mod logins;
 pub mod policy;
 pub mod profile;
+pub mod sinks;
 pub mod source;
 pub mod state;
 pub mod types;
@@ -38,7 +39,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, EnvSource, ProcessEnv};
+use crate::config::{Config, EnvSource, Grant, ProcessEnv};
 use crate::secrets::{OsKeyring, SecretResolver};
 use crate::store::SecretStore;
 use error::AttemptFailure;
@@ -46,7 +47,7 @@ pub use error::BrokerError;
 use metrics::Metrics;
 use policy::{RequestDecision, Tuning};
 use profile::{Command, Mode, ProfileHandle, ProfileInfo};
-use source::UserPoolSource;
+use source::{BrowserSource, ClientCredentialsSource, Source, UserPoolSource};
 use state::{Snapshot, rfc3339};
 pub use types::{AnswerInput, BrokerEvent, IssuedToken, LoginOutcome, ProfileStatus, TokenKind};
 use upstream::Upstreams;
@@ -222,18 +223,36 @@ impl Broker {
                 name: name.clone(),
                 username: config.username.clone(),
                 auth_flow_name: config.auth_flow_name.clone(),
+                grant: config.grant,
+                sinks: config.sinks.clone(),
                 tuning: Tuning {
                     jitter: profile::random_fraction(entropy.as_ref()),
                     refresh_before: config.refresh_before,
                 },
             };
-            let source = UserPoolSource::new(
-                config.clone(),
-                secrets.clone(),
-                upstreams.clone(),
-                clock.clone(),
-                entropy.clone(),
-            );
+            let source = match config.grant {
+                Grant::ClientCredentials => {
+                    Source::ClientCredentials(ClientCredentialsSource::new(
+                        config.clone(),
+                        secrets.clone(),
+                        upstreams.clone(),
+                        clock.clone(),
+                    ))
+                }
+                Grant::AuthorizationCode => Source::Browser(BrowserSource::new(
+                    config.clone(),
+                    secrets.clone(),
+                    upstreams.clone(),
+                    clock.clone(),
+                )),
+                Grant::UserPool => Source::UserPool(UserPoolSource::new(
+                    config.clone(),
+                    secrets.clone(),
+                    upstreams.clone(),
+                    clock.clone(),
+                    entropy.clone(),
+                )),
+            };
             profiles.insert(
                 name.to_string(),
                 profile::spawn(info, source, shared.clone()),
@@ -360,6 +379,12 @@ impl Broker {
                         ),
                     });
                 }
+                RequestDecision::NoSession if snapshot.misconfigured.is_some() => {
+                    shared.metrics.token_request("error");
+                    return Err(BrokerError::Misconfigured(
+                        snapshot.misconfigured.clone().unwrap_or_default(),
+                    ));
+                }
                 RequestDecision::NoSession => {
                     shared.metrics.token_request("login_required");
                     return Err(BrokerError::login_required(
@@ -418,6 +443,8 @@ impl Broker {
         if let Some(reason) = &snapshot.login_required {
             return Err(BrokerError::login_required(profile, reason.clone()));
         }
+        // An explicit refresh tries again after upstream refused the configuration.
+        handle.tell(Command::ClearMisconfigured).await;
         // The current generation forces a new attempt unless one is in flight.
         handle
             .ask(|reply| Command::Refresh {
@@ -563,7 +590,7 @@ impl Broker {
         ProfileStatus {
             name: handle.info.name.to_string(),
             state: state_of(handle, &snapshot, now),
-            username: Some(handle.info.username.clone()),
+            username: Some(handle.info.username.clone()).filter(|name| !name.is_empty()),
             expires_at: tokens.map(|t| rfc3339(t.expires_at())),
             expires_in: tokens.map(|t| {
                 t.expires_at()
@@ -596,7 +623,15 @@ fn issue(
         .ok_or_else(|| BrokerError::login_required(profile, "not logged in"))?;
     let token = match kind {
         TokenKind::Access => tokens.access_token().expose_secret(),
-        TokenKind::Id => tokens.id_token().expose_secret(),
+        TokenKind::Id => match tokens.id_token() {
+            Some(token) => token.expose_secret(),
+            None => {
+                return Err(BrokerError::Unsupported(format!(
+                    "profile {profile} has no id token (grant = \"{}\" issues access tokens only); ask for kind=access",
+                    handle.info.grant.as_str()
+                )));
+            }
+        },
     };
     let expires_at = tokens.expires_at();
     Ok(IssuedToken {
@@ -620,6 +655,9 @@ fn state_of(handle: &ProfileHandle, snapshot: &Snapshot, now: SystemTime) -> &'s
     }
     if snapshot.login_required.is_some() {
         return "login_required";
+    }
+    if snapshot.misconfigured.is_some() {
+        return "misconfigured";
     }
     let Some(times) = snapshot.token_times() else {
         return if snapshot.has_session {

@@ -1,7 +1,9 @@
 //! The command line: argument definitions (clap derive), dispatch, and the mapping of failures
 //! to exit codes (design.md §6). One submodule per command group.
 
+mod browser;
 mod doctor;
+mod exec;
 pub mod helpers;
 mod login;
 mod session;
@@ -85,6 +87,8 @@ pub enum Command {
     Logout(LogoutArgs),
     /// List the configured profiles
     Profiles(ProfilesArgs),
+    /// Show which programs took which profile's tokens, and when (the daemon's recent memory)
+    Audit(AuditArgs),
     /// Check the configuration, store, socket, daemon, clock skew and Cognito reachability
     Doctor,
     /// Print a shell completion script
@@ -114,14 +118,32 @@ pub enum Command {
     Setup(setup::SetupArgs),
 }
 
+/// `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this profile's hand-outs
+    pub profile: Option<String>,
+    /// Print the daemon's JSON reply
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `login`.
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// The profile to log in
     pub profile: String,
     /// Read the password from the first line of standard input (for scripts)
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["browser", "no_browser"])]
     pub password_stdin: bool,
+    /// Sign in through the system browser ($BROWSER, else xdg-open/open): the default for
+    /// grant = "authorization_code"
+    #[arg(long, conflicts_with = "no_browser")]
+    pub browser: bool,
+    /// Print the sign-in URL on stderr instead of opening a browser, and accept the redirect
+    /// URL pasted on standard input (headless machines over SSH)
+    #[arg(long)]
+    pub no_browser: bool,
 }
 
 /// `token`.
@@ -283,6 +305,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Profiles(args) => block_on(async {
             let daemon = Daemon::connect(&cli.global)?;
             session::profiles(&daemon, &args).await
+        }),
+        Command::Audit(args) => block_on(async {
+            let daemon = Daemon::connect(&cli.global)?;
+            session::audit(&daemon, &args).await
         }),
         Command::GitCredential(args) => helpers::git(&cli.global, &args),
         Command::DockerCredential(args) => helpers::docker(&cli.global, &args),

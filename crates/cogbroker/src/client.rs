@@ -189,6 +189,11 @@ impl DaemonClient {
         self.get(path::PROFILES).await
     }
 
+    /// `GET /v1/audit[?profile=P]`.
+    pub async fn audit(&self, profile: Option<&str>) -> Result<crate::api::AuditList, ClientError> {
+        self.get(&path::audit(profile)).await
+    }
+
     /// `GET /v1/profiles/{p}`.
     pub async fn status(&self, profile: &str) -> Result<ProfileStatus, ClientError> {
         self.get(&path::profile(profile)).await

@@ -19,6 +19,11 @@ use toml::Spanned;
 use url::Url;
 
 pub use crate::api::TokenKind;
+pub use ways::{
+    DEFAULT_REDIRECT_URI, Grant, OAuthSettings, SinkConfig, SinkFormat, check_sink_path,
+};
+
+mod ways;
 
 /// The default loopback address of the HTTP listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7467";
@@ -161,13 +166,14 @@ pub struct ProfileConfig {
     pub name: ProfileName,
     /// The AWS region (defaults to the pool id's prefix).
     pub region: String,
-    /// The user pool.
-    pub user_pool_id: UserPoolId,
+    /// The user pool (`None` for the OAuth grants, which need only `domain` and `client_id`).
+    pub user_pool_id: Option<UserPoolId>,
     /// The app client id.
     pub client_id: String,
     /// Where the app client's secret comes from (confidential clients only).
     pub client_secret: Option<SecretSource>,
-    /// The username (or email alias) to log in with.
+    /// The username (or email alias) to log in with. client_credentials: the client id (the
+    /// token's `sub`); authorization_code: empty (the browser asks).
     pub username: String,
     /// The authentication flow.
     pub auth_flow: AuthFlow,
@@ -191,6 +197,12 @@ pub struct ProfileConfig {
     /// Which token the helper modes hand out unless `--kind` says otherwise (`None`: each
     /// helper's own default, the ID token for kubectl and the access token elsewhere).
     pub token_kind: Option<TokenKind>,
+    /// How the profile gets tokens (`grant`).
+    pub grant: Grant,
+    /// The OAuth settings of the `client_credentials` and `authorization_code` grants.
+    pub oauth: Option<OAuthSettings>,
+    /// Files kept holding the current token (`[[profiles.P.sinks]]`).
+    pub sinks: Vec<SinkConfig>,
 }
 
 impl ProfileConfig {
@@ -493,10 +505,10 @@ struct RawDaemon {
 #[serde(deny_unknown_fields)]
 struct RawProfile {
     region: Option<Spanned<String>>,
-    user_pool_id: Spanned<String>,
+    user_pool_id: Option<Spanned<String>>,
     client_id: Spanned<String>,
     client_secret: Option<Spanned<toml::Value>>,
-    username: Spanned<String>,
+    username: Option<Spanned<String>>,
     auth_flow: Option<Spanned<String>>,
     password: Option<Spanned<toml::Value>>,
     remember_device: Option<bool>,
@@ -506,6 +518,13 @@ struct RawProfile {
     device_name: Option<Spanned<String>>,
     hosts: Option<Vec<Spanned<String>>>,
     token_kind: Option<Spanned<String>>,
+    preferred_challenge: Option<Spanned<String>>,
+    grant: Option<Spanned<String>>,
+    domain: Option<Spanned<String>>,
+    scopes: Option<Vec<Spanned<String>>>,
+    redirect_uri: Option<Spanned<String>>,
+    identity_provider: Option<Spanned<String>>,
+    sinks: Option<Vec<Spanned<ways::RawSink>>>,
 }
 
 struct Ctx<'a> {
@@ -579,6 +598,7 @@ fn parse_with(
     let daemon = validate_daemon(&mut ctx, raw.daemon.map(Spanned::into_inner), env);
     let mut profiles = BTreeMap::new();
     for (name, profile) in raw.profiles {
+        let table_span = profile.span();
         let name_span = name.span();
         let name_text = name.into_inner();
         let name = match ProfileName::from_str(&name_text) {
@@ -591,9 +611,10 @@ fn parse_with(
         if let Some(profile) = validate_profile(
             &mut ctx,
             &name,
-            profile.into_inner(),
+            (table_span, profile.into_inner()),
             readable_by_others,
             &mut warnings,
+            env,
         ) {
             profiles.insert(name, profile);
         }
@@ -888,27 +909,53 @@ fn absolute_path(value: &str, env: &dyn EnvSource) -> Result<PathBuf, String> {
 fn validate_profile(
     ctx: &mut Ctx<'_>,
     name: &ProfileName,
-    raw: RawProfile,
+    (table, raw): (std::ops::Range<usize>, RawProfile),
     readable_by_others: bool,
     warnings: &mut Vec<String>,
+    env: &dyn EnvSource,
 ) -> Option<ProfileConfig> {
     let errors_before = ctx.errors.len();
     let key = |field: &str| format!("profiles.{name}.{field}");
 
-    let pool_span = raw.user_pool_id.span();
-    let user_pool_id = match UserPoolId::parse(raw.user_pool_id.get_ref()) {
-        Ok(pool) => Some(pool),
-        Err(error) => {
+    let (grant, oauth) = ways::validate_oauth(
+        ctx,
+        &key,
+        table.clone(),
+        ways::RawOAuth {
+            grant: raw.grant,
+            domain: raw.domain,
+            scopes: raw.scopes,
+            redirect_uri: raw.redirect_uri,
+            identity_provider: raw.identity_provider,
+        },
+        raw.client_secret.is_some(),
+    );
+    let user_pool = grant == Grant::UserPool;
+
+    let user_pool_id = match &raw.user_pool_id {
+        None if user_pool => {
             ctx.error_at(
-                pool_span,
+                table.clone(),
                 &key("user_pool_id"),
-                format!(
-                    "invalid user pool id {:?} ({error}); expected REGION_NAME like \"eu-west-1_AbCdEf123\"",
-                    raw.user_pool_id.get_ref()
-                ),
+                "missing `user_pool_id`, e.g. \"eu-west-1_AbCdEf123\" (or set grant = \"client_credentials\" / \"authorization_code\" with a `domain`)",
             );
             None
         }
+        None => None,
+        Some(value) => match UserPoolId::parse(value.get_ref()) {
+            Ok(pool) => Some(pool),
+            Err(error) => {
+                ctx.error_at(
+                    value.span(),
+                    &key("user_pool_id"),
+                    format!(
+                        "invalid user pool id {:?} ({error}); expected REGION_NAME like \"eu-west-1_AbCdEf123\"",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+        },
     };
 
     let region = match (&raw.region, &user_pool_id) {
@@ -958,13 +1005,65 @@ fn validate_profile(
         );
     }
 
-    let username = raw.username.get_ref().clone();
-    if username.trim().is_empty() {
-        ctx.error_at(
-            raw.username.span(),
-            &key("username"),
-            "the username must not be empty",
-        );
+    let username = match (&raw.username, grant) {
+        (Some(value), Grant::UserPool) => {
+            if value.get_ref().trim().is_empty() {
+                ctx.error_at(
+                    value.span(),
+                    &key("username"),
+                    "the username must not be empty",
+                );
+            }
+            value.get_ref().clone()
+        }
+        (None, Grant::UserPool) => {
+            ctx.error_at(
+                table.clone(),
+                &key("username"),
+                "missing `username`, the user (or email alias) to log in as",
+            );
+            String::new()
+        }
+        (Some(value), _) => {
+            ctx.error_at(
+                value.span(),
+                &key("username"),
+                format!(
+                    "grant = \"{}\" has no username (the {}); remove it",
+                    grant.as_str(),
+                    if grant == Grant::ClientCredentials {
+                        "client is the subject"
+                    } else {
+                        "browser asks who signs in"
+                    }
+                ),
+            );
+            String::new()
+        }
+        (None, Grant::ClientCredentials) => client_id.clone(),
+        (None, Grant::AuthorizationCode) => String::new(),
+    };
+    if !user_pool {
+        let stray = [
+            ("auth_flow", raw.auth_flow.as_ref().map(Spanned::span)),
+            ("password", raw.password.as_ref().map(Spanned::span)),
+            (
+                "preferred_challenge",
+                raw.preferred_challenge.as_ref().map(Spanned::span),
+            ),
+        ];
+        for (field, span) in stray {
+            if let Some(span) = span {
+                ctx.error_at(
+                    span,
+                    &key(field),
+                    format!(
+                        "`{field}` is for user-pool sign-ins; grant = \"{}\" does not use it",
+                        grant.as_str()
+                    ),
+                );
+            }
+        }
     }
 
     let client_secret = raw.client_secret.and_then(|value| {
@@ -1000,6 +1099,7 @@ fn validate_profile(
     });
 
     let (auth_flow, auth_flow_name) = match &raw.auth_flow {
+        None if !user_pool => (Some(AuthFlow::UserSrp), grant.as_str().to_owned()),
         None => (Some(AuthFlow::UserSrp), "USER_SRP_AUTH".to_owned()),
         Some(flow) => match AuthFlow::from_str(flow.get_ref()) {
             Ok(parsed) => (Some(parsed), flow.get_ref().clone()),
@@ -1129,13 +1229,65 @@ fn validate_profile(
             }
         });
 
+    let auth_flow = match (auth_flow, raw.preferred_challenge) {
+        (flow, None) => flow,
+        (Some(AuthFlow::UserAuth { .. }), Some(value)) => {
+            let choice = value.get_ref().to_ascii_uppercase();
+            if matches!(
+                choice.as_str(),
+                "EMAIL_OTP" | "SMS_OTP" | "PASSWORD" | "PASSWORD_SRP"
+            ) {
+                Some(AuthFlow::UserAuth {
+                    preferred: Some(choice),
+                })
+            } else {
+                ctx.error_at(
+                    value.span(),
+                    &key("preferred_challenge"),
+                    format!(
+                        "unknown first factor {:?}; allowed: \"EMAIL_OTP\", \"SMS_OTP\", \"PASSWORD\", \"PASSWORD_SRP\"",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+        (flow, Some(value)) => {
+            if user_pool {
+                ctx.error_at(
+                    value.span(),
+                    &key("preferred_challenge"),
+                    "`preferred_challenge` needs auth_flow = \"USER_AUTH\"",
+                );
+            }
+            flow
+        }
+    };
+
+    let uid = rustix::process::getuid().as_raw();
+    let sinks = ways::validate_sinks(
+        ctx,
+        &key,
+        raw.sinks.unwrap_or_default(),
+        env,
+        grant == Grant::ClientCredentials,
+        uid,
+    );
+    if grant == Grant::ClientCredentials && token_kind == Some(TokenKind::Id) {
+        ctx.error_at(
+            table.clone(),
+            &key("token_kind"),
+            "client_credentials issues access tokens only; use token_kind = \"access\"",
+        );
+    }
+
     if ctx.errors.len() != errors_before {
         return None;
     }
     Some(ProfileConfig {
         name: name.clone(),
         region,
-        user_pool_id: user_pool_id?,
+        user_pool_id,
         client_id,
         client_secret,
         username,
@@ -1149,6 +1301,9 @@ fn validate_profile(
         device_name,
         hosts,
         token_kind,
+        grant,
+        oauth,
+        sinks,
     })
 }
 

@@ -584,7 +584,7 @@ fn uid_in_lines<L: AsRef<str>>(
 
 /// Parses `0100007F:1F2B` (IPv4) or 32 hex digits + port (IPv6). The kernel prints each 32-bit
 /// word of the address as a number in host byte order, so the bytes come back with `to_ne_bytes`.
-fn parse_proc_addr(text: &str) -> Option<SocketAddr> {
+pub(crate) fn parse_proc_addr(text: &str) -> Option<SocketAddr> {
     let (addr, port) = text.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let word = |hex: &str| u32::from_str_radix(hex, 16).ok().map(u32::to_ne_bytes);
@@ -603,7 +603,7 @@ fn parse_proc_addr(text: &str) -> Option<SocketAddr> {
 }
 
 /// IPv4-mapped IPv6 addresses (a dual-stack socket's view of an IPv4 peer) as plain IPv4.
-fn canonical(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(IpAddr::V4(v4), addr.port()),

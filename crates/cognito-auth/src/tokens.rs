@@ -137,13 +137,14 @@ fn decode_base64url(text: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
-/// The access and ID tokens of one sign-in or refresh, with their decoded claims and expiry.
+/// The access and ID tokens of one sign-in or refresh, with their decoded claims and expiry. A
+/// user-pool sign-in always has both; an OAuth client_credentials grant has an access token
+/// only ([`TokenSet::access_only`]).
 #[derive(Clone)]
 pub struct TokenSet {
     access_token: AccessToken,
-    id_token: IdToken,
     access_claims: Claims,
-    id_claims: Claims,
+    id: Option<(IdToken, Claims)>,
     received_at: SystemTime,
     expires_at: SystemTime,
 }
@@ -175,9 +176,29 @@ impl TokenSet {
         }
         Ok(TokenSet {
             access_token,
-            id_token,
             access_claims,
-            id_claims,
+            id: Some((id_token, id_claims)),
+            received_at,
+            expires_at,
+        })
+    }
+
+    /// A set with an access token and no ID token (the client_credentials grant), received at
+    /// `received_at`; `expires_at` as for [`from_result`](Self::from_result).
+    pub fn access_only(
+        access_token: AccessToken,
+        expires_in: Option<i64>,
+        received_at: SystemTime,
+    ) -> Result<Self, Error> {
+        let access_claims = decode_claims(access_token.expose_secret())?;
+        let mut expires_at = local_expiry(&access_claims, received_at);
+        if let Some(expires_in) = expires_in {
+            expires_at = expires_at.min(after_seconds(received_at, expires_in));
+        }
+        Ok(TokenSet {
+            access_token,
+            access_claims,
+            id: None,
             received_at,
             expires_at,
         })
@@ -188,9 +209,9 @@ impl TokenSet {
         &self.access_token
     }
 
-    /// The ID token.
-    pub fn id_token(&self) -> &IdToken {
-        &self.id_token
+    /// The ID token (none from a client_credentials grant).
+    pub fn id_token(&self) -> Option<&IdToken> {
+        self.id.as_ref().map(|(token, _)| token)
     }
 
     /// The access token's claims (unverified).
@@ -199,8 +220,8 @@ impl TokenSet {
     }
 
     /// The ID token's claims (unverified).
-    pub fn id_claims(&self) -> &Claims {
-        &self.id_claims
+    pub fn id_claims(&self) -> Option<&Claims> {
+        self.id.as_ref().map(|(_, claims)| claims)
     }
 
     /// When the earlier of the two tokens expires, in the local clock.
@@ -223,17 +244,19 @@ impl TokenSet {
     /// The server clock minus the local clock, in seconds, measured as the access token's
     /// `iat` − `received_at` (so it includes the network latency). `None` without `iat`.
     pub fn clock_skew(&self) -> Option<i64> {
-        let iat = self.access_claims.iat.or(self.id_claims.iat)?;
+        let iat = self
+            .access_claims
+            .iat
+            .or(self.id_claims().and_then(|claims| claims.iat))?;
         Some(iat - unix_seconds(self.received_at))
     }
 
     /// The internal username (access `username`, else ID `cognito:username`): the one to hash
     /// for REFRESH_TOKEN_AUTH.
     pub fn username(&self) -> Option<&str> {
-        self.access_claims
-            .username
-            .as_deref()
-            .or(self.id_claims.username.as_deref())
+        self.access_claims.username.as_deref().or(self
+            .id_claims()
+            .and_then(|claims| claims.username.as_deref()))
     }
 }
 
@@ -241,7 +264,7 @@ impl fmt::Debug for TokenSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenSet")
             .field("access_token", &self.access_token)
-            .field("id_token", &self.id_token)
+            .field("id_token", &self.id_token())
             .field("username", &self.username())
             .field("received_at", &self.received_at)
             .field("expires_at", &self.expires_at)

@@ -67,7 +67,11 @@ async fn every_token_verifies_against_the_jwks_and_expires_after_the_configured_
             assert_eq!(claims.token_use.as_deref(), Some("access"));
             assert_eq!(claims.client_id.as_deref(), Some(client_id));
             assert_eq!(claims.username.as_deref(), Some("alice"));
-            let id = success.tokens.id_token().expose_secret();
+            let id = success
+                .tokens
+                .id_token()
+                .expect("an id token")
+                .expose_secret();
             let claims = jwks
                 .verify(id, &expectation(client_id, TokenUse::Id), now)
                 .expect("the id token verifies");
@@ -107,7 +111,11 @@ async fn every_token_verifies_against_the_jwks_and_expires_after_the_configured_
             let access = refreshed.tokens.access_token().expose_secret();
             jwks.verify(access, &expectation(client_id, TokenUse::Access), now)
                 .expect("the refreshed access token verifies");
-            let id = refreshed.tokens.id_token().expose_secret();
+            let id = refreshed
+                .tokens
+                .id_token()
+                .expect("an id token")
+                .expose_secret();
             jwks.verify(id, &expectation(client_id, TokenUse::Id), now)
                 .expect("the refreshed id token verifies");
         }
@@ -180,11 +188,19 @@ async fn no_secret_appears_in_debug_output() {
         "Wrong-Passw0rd!",
         super::CLIENT_SECRET,
         success.tokens.access_token().expose_secret(),
-        success.tokens.id_token().expose_secret(),
+        success
+            .tokens
+            .id_token()
+            .expect("an id token")
+            .expose_secret(),
         success.refresh_token.expose_secret(),
         device.device_password.expose_secret(),
         refreshed.tokens.access_token().expose_secret(),
-        refreshed.tokens.id_token().expose_secret(),
+        refreshed
+            .tokens
+            .id_token()
+            .expect("an id token")
+            .expose_secret(),
     ];
     for text in &printed {
         for secret in secrets {

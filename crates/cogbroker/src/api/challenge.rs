@@ -20,6 +20,27 @@ pub enum LoginOutcome {
     Authenticated(Authenticated),
     /// A person must answer: `POST /v1/logins/{login_id}`.
     Challenge(ChallengeStep),
+    /// A browser login: open `authorize_url`, then answer `POST /v1/logins/{login_id}` with
+    /// `{"redirect_url": ...}` (the URL the browser was sent back to).
+    Browser(BrowserStep),
+}
+
+/// `{"status": "browser", "authorize_url", "login_id"}`. `Debug` hides the login id.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct BrowserStep {
+    /// The `/oauth2/authorize` URL to open (carries the PKCE challenge and `state`, no secret).
+    pub authorize_url: String,
+    /// The pending login (random, 64 hex characters).
+    pub login_id: String,
+}
+
+impl fmt::Debug for BrowserStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrowserStep")
+            .field("authorize_url", &self.authorize_url)
+            .field("login_id", &"[REDACTED]")
+            .finish()
+    }
 }
 
 /// `{"status": "authenticated", ...}`.
@@ -192,9 +213,24 @@ pub struct AnswerBody {
         skip_serializing_if = "Option::is_none"
     )]
     pub answer: Option<SecretString>,
+    /// A browser login: the redirect URL (with `code` and `state`).
+    #[serde(
+        default,
+        with = "secret::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub redirect_url: Option<SecretString>,
 }
 
 impl AnswerBody {
+    /// A browser login's redirect URL.
+    pub fn redirect(url: SecretString) -> Self {
+        Self {
+            redirect_url: Some(url),
+            ..Self::default()
+        }
+    }
+
     /// NEW_PASSWORD_REQUIRED.
     pub fn new_password(password: SecretString, attributes: BTreeMap<String, String>) -> Self {
         Self {

@@ -13,6 +13,8 @@ pub const METRICS: &str = "/metrics";
 pub const OPENAPI: &str = "/v1/openapi.json";
 /// `GET /v1/profiles`.
 pub const PROFILES: &str = "/v1/profiles";
+/// `GET /v1/audit`.
+pub const AUDIT: &str = "/v1/audit";
 /// The prefix of the login paths (never logged past it: a login id is a capability).
 pub const LOGINS_PREFIX: &str = "/v1/logins/";
 
@@ -32,6 +34,14 @@ pub mod route {
     pub const EVENTS: &str = "/v1/profiles/{profile}/events";
     /// `POST` / `DELETE /v1/logins/{id}`.
     pub const PENDING_LOGIN: &str = "/v1/logins/{login_id}";
+}
+
+/// `/v1/audit`, or `/v1/audit?profile=P`.
+pub fn audit(profile: Option<&str>) -> String {
+    match profile {
+        Some(profile) => format!("{AUDIT}?profile={}", segment(profile)),
+        None => AUDIT.to_owned(),
+    }
 }
 
 /// `/v1/profiles/{p}`.

@@ -75,6 +75,9 @@ pub(crate) enum Command {
         forget_device: bool,
         reply: UnitReply,
     },
+    /// An explicit refresh is coming: forget that upstream refused the configuration, so it is
+    /// tried again (once).
+    ClearMisconfigured,
     /// Finish the jobs in flight (persisting their results), then end.
     Stop,
     /// The refresh token held in memory (tests check it matches what was persisted).
@@ -90,7 +93,11 @@ pub(crate) struct ProfileInfo {
     pub(crate) name: ProfileName,
     pub(crate) username: String,
     pub(crate) auth_flow_name: String,
+    pub(crate) grant: crate::config::Grant,
     pub(crate) tuning: Tuning,
+    /// Files kept holding the current token; a profile with sinks is kept fresh without a
+    /// caller (its first tokens are fetched on the first tick).
+    pub(crate) sinks: Vec<crate::config::SinkConfig>,
 }
 
 /// The readers' side of a profile: its published snapshot and its task's mailbox.
@@ -144,6 +151,12 @@ enum LoginSlot {
         login_id: String,
         pending: Box<PendingLogin>,
     },
+    /// A browser login waits for its redirect (the PKCE verifier and `state` live here).
+    Browser {
+        login_id: String,
+        login: Box<cognito_auth::BrowserLogin>,
+        expires_at: SystemTime,
+    },
 }
 
 /// The refresh in flight (or the unattended login that follows a refused refresh token).
@@ -168,6 +181,8 @@ pub(crate) struct ProfileTask<S> {
     /// A background refresh planned for later within the tick interval.
     due: Option<tokio::time::Instant>,
     stopping: bool,
+    /// Logged out: the sinks are not refilled by the tick until someone asks for a token.
+    dormant: bool,
 }
 
 /// Starts the task of one profile on the shared tracker and returns its handle.
@@ -178,7 +193,10 @@ pub(crate) fn spawn<S: TokenSource>(
 ) -> ProfileHandle {
     let info = Arc::new(info);
     let (commands, mailbox) = mpsc::channel(COMMAND_QUEUE);
-    let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
+    let (publish, snapshot) = watch::channel(Arc::new(Snapshot {
+        has_session: source.sessionless(),
+        ..Snapshot::default()
+    }));
     let task = ProfileTask {
         info: info.clone(),
         source: Arc::new(source),
@@ -191,6 +209,7 @@ pub(crate) fn spawn<S: TokenSource>(
         jobs: JoinSet::new(),
         due: None,
         stopping: false,
+        dormant: false,
     };
     shared.tasks.spawn(task.run(mailbox));
     ProfileHandle {
@@ -270,7 +289,9 @@ impl<S: TokenSource> ProfileTask<S> {
     fn stop(&mut self) {
         self.stopping = true;
         self.due = None;
-        if let LoginSlot::Pending { login_id, .. } = &self.login {
+        if let LoginSlot::Pending { login_id, .. } | LoginSlot::Browser { login_id, .. } =
+            &self.login
+        {
             self.shared.logins.remove(login_id);
         }
     }
@@ -300,6 +321,11 @@ impl<S: TokenSource> ProfileTask<S> {
                 forget_device,
                 reply,
             } => self.logout(forget_device, reply).await,
+            Command::ClearMisconfigured => {
+                if self.snapshot().misconfigured.is_some() {
+                    self.publish_flags(|s| s.misconfigured = None);
+                }
+            }
             Command::Stop => self.stop(),
             #[cfg(test)]
             Command::HeldRefreshToken { reply } => {
@@ -315,8 +341,8 @@ impl<S: TokenSource> ProfileTask<S> {
     // ----- store -----
 
     async fn restore(&mut self) {
-        if self.session.is_some() {
-            // A login finished first: its session is newer.
+        if self.session.is_some() || self.source.sessionless() {
+            // A login finished first (its session is newer), or there is nothing to store.
             return;
         }
         let store = self.shared.store.clone();
@@ -414,6 +440,16 @@ impl<S: TokenSource> ProfileTask<S> {
             self.start_refresh(Mode::Background, None).await;
             return;
         }
+        if !self.info.sinks.is_empty()
+            && !self.dormant
+            && snapshot.tokens.is_none()
+            && snapshot.can_refresh()
+            && snapshot.backoff.wait_at(now).is_none()
+        {
+            // Nobody may ever ask: the sinks' readers only read files.
+            self.start_refresh(Mode::Background, None).await;
+            return;
+        }
         let interval = self.shared.options.tick_interval;
         match policy::tick_start(
             now,
@@ -495,7 +531,9 @@ impl<S: TokenSource> ProfileTask<S> {
 
 impl<S> Drop for ProfileTask<S> {
     fn drop(&mut self) {
-        if let LoginSlot::Busy { login_id, .. } | LoginSlot::Pending { login_id, .. } = &self.login
+        if let LoginSlot::Busy { login_id, .. }
+        | LoginSlot::Pending { login_id, .. }
+        | LoginSlot::Browser { login_id, .. } = &self.login
         {
             self.shared.logins.remove(login_id);
         }

@@ -1,25 +1,33 @@
 //! Token sources: how a profile gets and renews its tokens. The profile task owns scheduling,
-//! single flight, backoff, persistence and events; a source only talks upstream. Today's one
-//! source is the user pool (SRP, USER_PASSWORD_AUTH, CUSTOM_AUTH, USER_AUTH, plus refresh);
-//! client_credentials, browser logins and identity-pool credentials plug in here.
+//! single flight, backoff, persistence and events; a source only talks upstream. Rooms:
+//!
+//! - [`user_pool`]: user-pool sign-ins (SRP, USER_PASSWORD_AUTH, CUSTOM_AUTH, USER_AUTH with
+//!   passwordless first factors) renewed with the refresh token;
+//! - [`client_credentials`]: a machine client's `client_credentials` grant, renewed by a new
+//!   grant (there is no refresh token and no session to store);
+//!
+//! [`Source`] is the one type the profile task is built with: an enum over these, so every
+//! grant shares the task's refresh, backoff, persistence and events.
+
+pub(crate) mod browser;
+pub(crate) mod client_credentials;
+pub(crate) mod user_pool;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use cognito_auth::env::{Clock, Entropy};
-use cognito_auth::secret::{ClientSecret, Password};
+use cognito_auth::env::Entropy;
+use cognito_auth::secret::{AuthorizationCode, Password};
 use cognito_auth::{
-    AppClient, AuthFlow, Authenticator, ChallengeAnswer, DeviceCredentials, DeviceRemembering,
-    LoginRequest, LoginStep, LoginSuccess, PendingLogin, RefreshRequest, Refreshed, RespondError,
-    TokenSet, regional_endpoint,
+    BrowserLogin, ChallengeAnswer, DeviceCredentials, LoginStep, LoginSuccess, PendingLogin,
+    Refreshed, TokenSet,
 };
-use secrecy::ExposeSecret;
+
+pub(crate) use browser::BrowserSource;
+pub(crate) use client_credentials::ClientCredentialsSource;
+pub(crate) use user_pool::UserPoolSource;
 
 use super::BrokerError;
-use super::error::{describe_error, map_login_error};
-use super::upstream::Upstreams;
-use crate::config::ProfileConfig;
-use crate::secrets::SecretResolver;
 use crate::store::StoredSession;
 
 /// A failed renewal: the source could not even be set up, or upstream said no.
@@ -51,10 +59,41 @@ impl From<BrokerError> for StepFailure {
 /// How one profile gets and renews tokens. Every method is one upstream exchange (plus the
 /// automatic steps it implies); none retries or touches the store.
 pub(crate) trait TokenSource: Send + Sync + 'static {
-    /// Renews the tokens of `session` (one attempt).
+    /// Whether this source has no session to keep: its tokens come from a fresh grant each time
+    /// (client_credentials). The task then always "has a session", never stores one, and
+    /// renews with `renew(None)`.
+    fn sessionless(&self) -> bool {
+        false
+    }
+
+    /// A browser login's first step (no IO): the authorize URL with a fresh PKCE pair and
+    /// `state`. `None`: this source does not sign in through a browser.
+    fn begin_browser(&self, _entropy: &dyn Entropy) -> Option<Result<BrowserLogin, BrokerError>> {
+        None
+    }
+
+    /// Redeems a browser login's code (its `state` already checked).
+    fn finish_browser(
+        &self,
+        _login: BrowserLogin,
+        _code: AuthorizationCode,
+    ) -> impl Future<Output = Result<LoginStep, StepFailure>> + Send {
+        async {
+            Err(BrokerError::Unsupported("this profile has no browser login".to_owned()).into())
+        }
+    }
+
+    /// When `error` (from [`renew`](Self::renew)) says the profile's configuration is wrong
+    /// (a refused client secret or scope): the message for the caller, naming what to fix. The
+    /// task then stops calling upstream until the configuration changes or an explicit refresh.
+    fn misconfiguration(&self, _error: &cognito_auth::Error) -> Option<String> {
+        None
+    }
+
+    /// Renews the tokens of `session` (one attempt); `None` for a sessionless source.
     fn renew(
         &self,
-        session: &StoredSession,
+        session: Option<&StoredSession>,
     ) -> impl Future<Output = Result<Refreshed, RenewError>> + Send;
 
     /// Starts a login. `password` is the caller's; without one the configured password source
@@ -92,125 +131,47 @@ pub(crate) trait TokenSource: Send + Sync + 'static {
     ) -> impl Future<Output = ()> + Send;
 }
 
-/// A Cognito user pool app client.
-pub(crate) struct UserPoolSource {
-    config: ProfileConfig,
-    secrets: SecretResolver,
-    upstreams: Arc<Upstreams>,
-    clock: Arc<dyn Clock>,
-    entropy: Arc<dyn Entropy>,
-    authenticator: tokio::sync::OnceCell<Authenticator>,
+/// The source of one profile, by its `grant`.
+pub(crate) enum Source {
+    UserPool(UserPoolSource),
+    ClientCredentials(ClientCredentialsSource),
+    Browser(BrowserSource),
 }
 
-impl UserPoolSource {
-    pub(crate) fn new(
-        config: ProfileConfig,
-        secrets: SecretResolver,
-        upstreams: Arc<Upstreams>,
-        clock: Arc<dyn Clock>,
-        entropy: Arc<dyn Entropy>,
-    ) -> Self {
-        Self {
-            config,
-            secrets,
-            upstreams,
-            clock,
-            entropy,
-            authenticator: tokio::sync::OnceCell::new(),
+/// `match` over the sources, the same expression for each.
+macro_rules! each {
+    ($self:ident, $source:ident => $body:expr) => {
+        match $self {
+            Source::UserPool($source) => $body,
+            Source::ClientCredentials($source) => $body,
+            Source::Browser($source) => $body,
         }
+    };
+}
+
+impl TokenSource for Source {
+    fn sessionless(&self) -> bool {
+        each!(self, source => source.sessionless())
     }
 
-    /// The authenticator, built on first use (the client secret is resolved then).
-    async fn authenticator(&self) -> Result<Authenticator, BrokerError> {
-        self.authenticator
-            .get_or_try_init(|| async {
-                let config = &self.config;
-                let endpoint = match &config.endpoint {
-                    Some(url) => url.clone(),
-                    None => regional_endpoint(&config.region, config.endpoint_variant).map_err(
-                        |error| {
-                            BrokerError::Misconfigured(format!("profile {}: {error}", config.name))
-                        },
-                    )?,
-                };
-                let client = self.upstreams.client(&endpoint)?;
-                let client_secret = match &config.client_secret {
-                    None => None,
-                    Some(source) => {
-                        let secret = self
-                            .secrets
-                            .resolve(source, &config.name, "client_secret")
-                            .await
-                            .map_err(|error| BrokerError::Misconfigured(error.to_string()))?;
-                        Some(ClientSecret::new(secret.expose_secret()))
-                    }
-                };
-                Ok(Authenticator::new(
-                    client,
-                    AppClient {
-                        user_pool_id: config.user_pool_id.clone(),
-                        client_id: config.client_id.clone(),
-                        client_secret,
-                    },
-                    self.clock.clone(),
-                    self.entropy.clone(),
-                ))
-            })
-            .await
-            .cloned()
+    fn begin_browser(&self, entropy: &dyn Entropy) -> Option<Result<BrowserLogin, BrokerError>> {
+        each!(self, source => source.begin_browser(entropy))
     }
 
-    fn login_request(
+    async fn finish_browser(
         &self,
-        password: Option<Password>,
-        device: Option<DeviceCredentials>,
-    ) -> LoginRequest {
-        let config = &self.config;
-        LoginRequest {
-            username: config.username.clone(),
-            password,
-            flow: config.auth_flow.clone(),
-            device,
-            remember_device: if config.remember_device {
-                DeviceRemembering::Remember
-            } else {
-                DeviceRemembering::DoNotRemember
-            },
-            device_name: config.device_name.clone(),
-        }
+        login: BrowserLogin,
+        code: AuthorizationCode,
+    ) -> Result<LoginStep, StepFailure> {
+        each!(self, source => source.finish_browser(login, code).await)
     }
 
-    fn password_flow(&self) -> bool {
-        matches!(
-            self.config.auth_flow,
-            AuthFlow::UserSrp | AuthFlow::UserPassword
-        )
+    fn misconfiguration(&self, error: &cognito_auth::Error) -> Option<String> {
+        each!(self, source => source.misconfiguration(error))
     }
 
-    async fn configured_password(&self) -> Result<Option<Password>, BrokerError> {
-        let Some(source) = &self.config.password else {
-            return Ok(None);
-        };
-        let secret = self
-            .secrets
-            .resolve(source, &self.config.name, "password")
-            .await
-            .map_err(|error| BrokerError::Misconfigured(error.to_string()))?;
-        Ok(Some(Password::new(secret.expose_secret())))
-    }
-}
-
-impl TokenSource for UserPoolSource {
-    async fn renew(&self, session: &StoredSession) -> Result<Refreshed, RenewError> {
-        let authenticator = self.authenticator().await.map_err(RenewError::Setup)?;
-        authenticator
-            .refresh(RefreshRequest {
-                refresh_token: &session.refresh_token,
-                device: session.device.as_ref(),
-                username: session.username.as_deref(),
-            })
-            .await
-            .map_err(RenewError::Upstream)
+    async fn renew(&self, session: Option<&StoredSession>) -> Result<Refreshed, RenewError> {
+        each!(self, source => source.renew(session).await)
     }
 
     async fn start_login(
@@ -219,26 +180,7 @@ impl TokenSource for UserPoolSource {
         device: Option<DeviceCredentials>,
         on_started: impl FnOnce() + Send,
     ) -> Result<LoginStep, StepFailure> {
-        let password = match password {
-            Some(password) => Some(password),
-            None => self.configured_password().await?,
-        };
-        if password.is_none() && self.password_flow() {
-            return Err(BrokerError::BadInput {
-                field: "password",
-                message: format!(
-                    "a password is required for {} (send one, or configure a password source for profile {})",
-                    self.config.auth_flow_name, self.config.name
-                ),
-            }
-            .into());
-        }
-        let authenticator = self.authenticator().await?;
-        on_started();
-        authenticator
-            .start_login(self.login_request(password, device))
-            .await
-            .map_err(|error| map_login_error(&error).into())
+        each!(self, source => source.start_login(password, device, on_started).await)
     }
 
     async fn respond(
@@ -246,57 +188,15 @@ impl TokenSource for UserPoolSource {
         pending: PendingLogin,
         answer: ChallengeAnswer,
     ) -> Result<LoginStep, StepFailure> {
-        let authenticator = match self.authenticator().await {
-            Ok(authenticator) => authenticator,
-            Err(error) => {
-                return Err(StepFailure {
-                    error,
-                    pending: Some(Box::new(pending)),
-                });
-            }
-        };
-        authenticator
-            .respond(pending, answer)
-            .await
-            .map_err(|RespondError { error, pending }| {
-                let error = map_login_error(&error);
-                let pending = pending.filter(|_| !matches!(error, BrokerError::ChallengeExpired));
-                StepFailure { error, pending }
-            })
+        each!(self, source => source.respond(pending, answer).await)
     }
 
     fn can_log_in_unattended(&self) -> bool {
-        self.config.password.is_some() && self.password_flow()
+        each!(self, source => source.can_log_in_unattended())
     }
 
     async fn unattended_login(&self, device: Option<DeviceCredentials>) -> Option<LoginSuccess> {
-        let name = &self.config.name;
-        let password = match self.configured_password().await {
-            Ok(Some(password)) => password,
-            Ok(None) => return None,
-            Err(error) => {
-                tracing::warn!(error = %error, "unattended login impossible");
-                return None;
-            }
-        };
-        let authenticator = self.authenticator().await.ok()?;
-        match authenticator
-            .start_login(self.login_request(Some(password), device))
-            .await
-        {
-            Ok(LoginStep::Authenticated(success)) => {
-                tracing::info!(profile = %name, "unattended login succeeded");
-                Some(*success)
-            }
-            Ok(LoginStep::Challenge(pending)) => {
-                tracing::warn!(profile = %name, challenge = pending.challenge().name(), "unattended login needs a person");
-                None
-            }
-            Err(error) => {
-                tracing::warn!(profile = %name, error = %describe_error(&error), "unattended login failed");
-                None
-            }
-        }
+        each!(self, source => source.unattended_login(device).await)
     }
 
     async fn end_session(
@@ -305,36 +205,6 @@ impl TokenSource for UserPoolSource {
         tokens: Option<Arc<TokenSet>>,
         forget_device: bool,
     ) {
-        let name = &self.config.name;
-        let authenticator = match self.authenticator().await {
-            Ok(authenticator) => authenticator,
-            Err(error) => {
-                tracing::warn!(profile = %name, error = %error, "cannot revoke upstream; the local session is erased anyway");
-                return;
-            }
-        };
-        if forget_device {
-            let now = self.clock.now();
-            match (
-                &session.device,
-                tokens.as_ref().filter(|t| t.expires_at() > now),
-            ) {
-                (Some(device), Some(tokens)) => {
-                    if let Err(error) = authenticator
-                        .forget_device(tokens.access_token(), &device.device_key)
-                        .await
-                    {
-                        tracing::warn!(profile = %name, error = %describe_error(&error), "ForgetDevice failed");
-                    }
-                }
-                (Some(_), None) => {
-                    tracing::warn!(profile = %name, "cannot forget the device: no valid access token");
-                }
-                (None, _) => {}
-            }
-        }
-        if let Err(error) = authenticator.revoke(&session.refresh_token).await {
-            tracing::warn!(profile = %name, error = %describe_error(&error), "RevokeToken failed; the local session is erased anyway");
-        }
+        each!(self, source => source.end_session(session, tokens, forget_device).await);
     }
 }

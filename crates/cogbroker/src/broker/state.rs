@@ -39,6 +39,9 @@ pub(crate) struct Snapshot {
     pub(crate) refreshing: bool,
     /// Where this profile's login stands.
     pub(crate) login: LoginFlag,
+    /// Upstream refused the profile's configuration (client secret, scopes): why. No refresh
+    /// is attempted until an explicit one (or a restart with a new configuration).
+    pub(crate) misconfigured: Option<String>,
 }
 
 /// Where a profile's login stands, as readers see it.
@@ -73,9 +76,10 @@ impl Snapshot {
         })
     }
 
-    /// A refresh can be attempted: a refresh token is held and it was not refused.
+    /// A refresh can be attempted: a refresh token is held (or none is needed) and it was not
+    /// refused, and upstream did not refuse the configuration.
     pub(crate) fn can_refresh(&self) -> bool {
-        self.has_session && self.login_required.is_none()
+        self.has_session && self.login_required.is_none() && self.misconfigured.is_none()
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use cognito_auth::secret::OneTimeCode;
 use cognito_auth::{Challenge, ChallengeAnswer, MfaType};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::challenge::{build_answer, describe_challenge};
 use super::policy::Backoff;
@@ -2209,4 +2209,6 @@ async fn limit_exceeded_is_retried_like_throttling() {
     assert_eq!(broker.status("dev").unwrap().state, "fresh");
 }
 
+mod browser;
+mod client_credentials;
 mod restart;

@@ -89,6 +89,13 @@ pub enum LoginOutcome {
         /// What the person needs to answer (MFA_SETUP's secret is redacted by its `Debug`).
         details: crate::api::ChallengeDetails,
     },
+    /// A browser login: open `authorize_url`, answer with the redirect URL.
+    Browser {
+        /// The pending login.
+        login_id: String,
+        /// The authorize URL.
+        authorize_url: String,
+    },
 }
 
 impl fmt::Debug for LoginOutcome {
@@ -103,6 +110,11 @@ impl fmt::Debug for LoginOutcome {
                 .field("profile", profile)
                 .field("expires_at", expires_at)
                 .field("username", username)
+                .finish(),
+            Self::Browser { authorize_url, .. } => f
+                .debug_struct("Browser")
+                .field("login_id", &"[REDACTED]")
+                .field("authorize_url", authorize_url)
                 .finish(),
             Self::Challenge {
                 login_id: _,
@@ -147,6 +159,8 @@ pub struct AnswerInput {
     pub password: Option<Password>,
     /// CUSTOM_CHALLENGE.
     pub answer: Option<Password>,
+    /// A browser login: the URL the browser was redirected to.
+    pub redirect_url: Option<secrecy::SecretString>,
 }
 
 /// Something that happened; never carries a token value.

@@ -28,6 +28,15 @@ impl Upstreams {
         }
     }
 
+    /// The HTTP setup of every upstream client (the OAuth clients build theirs with it).
+    pub(crate) fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
+            user_agent: format!("cogbroker/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
     /// The client for `endpoint` (a clone sharing the pool). Only called when a profile builds
     /// its authenticator, never on the token path.
     pub(crate) fn client(&self, endpoint: &Url) -> Result<CognitoClient, BrokerError> {
@@ -35,17 +44,10 @@ impl Upstreams {
         if let Some(client) = clients.get(endpoint) {
             return Ok(client.clone());
         }
-        let client = CognitoClient::new(
-            endpoint.clone(),
-            ClientOptions {
-                connect_timeout: self.connect_timeout,
-                request_timeout: self.request_timeout,
-                user_agent: format!("cogbroker/{}", env!("CARGO_PKG_VERSION")),
-            },
-        )
-        .map_err(|error| {
-            BrokerError::Internal(anyhow::anyhow!("cannot build the http client: {error}"))
-        })?;
+        let client =
+            CognitoClient::new(endpoint.clone(), self.client_options()).map_err(|error| {
+                BrokerError::Internal(anyhow::anyhow!("cannot build the http client: {error}"))
+            })?;
         clients.insert(endpoint.clone(), client.clone());
         Ok(client)
     }

@@ -353,9 +353,11 @@ async fn check_profile(
         );
     }
 
-    let endpoint = match &profile.endpoint {
-        Some(url) => url.clone(),
-        None => {
+    // The OAuth grants talk to the pool's domain, not the regional endpoint.
+    let endpoint = match (&profile.oauth, &profile.endpoint) {
+        (Some(oauth), _) => oauth.domain.clone(),
+        (None, Some(url)) => url.clone(),
+        (None, None) => {
             match cognito_auth::pool::regional_endpoint(&profile.region, profile.endpoint_variant) {
                 Ok(url) => url,
                 Err(error) => {

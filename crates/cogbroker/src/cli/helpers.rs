@@ -123,6 +123,17 @@ pub struct EnvArgs {
     pub var: String,
 }
 
+/// How `exec --token-file` writes the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenFileFormat {
+    /// The bare token and a newline
+    Raw,
+    /// A JSON object: token, token_type, expires_at, profile, kind
+    Json,
+    /// `Authorization: Bearer <token>`
+    Header,
+}
+
 /// `exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -134,6 +145,13 @@ pub struct ExecArgs {
     /// The variable the command gets the token in
     #[arg(long, value_name = "NAME", default_value = DEFAULT_VAR)]
     pub var: String,
+    /// Also keep this file holding a valid token while the command runs (0600, replaced
+    /// atomically, removed when it exits); the command gets its path in COGBROKER_TOKEN_FILE
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// How the token file is written
+    #[arg(long, value_enum, default_value = "raw", requires = "token_file")]
+    pub token_format: TokenFileFormat,
     /// The command and its arguments, after `--` (run directly, no shell)
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -250,11 +268,23 @@ impl Broker {
         match arg {
             Some(TokenKindArg::Access) => TokenKind::Access,
             Some(TokenKindArg::Id) => TokenKind::Id,
-            None => self
-                .profile(profile)
-                .and_then(|profile| profile.token_kind)
-                .unwrap_or(default),
+            None => match self.profile(profile) {
+                Some(config) => config.token_kind.unwrap_or(
+                    // A machine client has no ID token: its helpers hand out the access token.
+                    if config.grant == crate::config::Grant::ClientCredentials {
+                        TokenKind::Access
+                    } else {
+                        default
+                    },
+                ),
+                None => default,
+            },
         }
+    }
+
+    /// Where the daemon is reached.
+    pub(crate) fn target(&self) -> &crate::client::Target {
+        self.daemon.client.target()
     }
 
     /// A token of `kind`, valid for the daemon's hand-out floor (or `min_ttl` seconds).
@@ -633,11 +663,36 @@ pub(crate) fn exec(global: &GlobalArgs, args: &ExecArgs) -> anyhow::Result<()> {
         .ok_or_else(|| UsageError("exec needs a command after `--`".to_owned()))?;
     let broker = Broker::connect(global)?;
     let kind = broker.kind(&args.profile, args.kind, TokenKind::Access);
+    // The child can ask the same daemon again (`cogbroker token`, or the API on the socket).
+    let socket = match broker.target() {
+        crate::client::Target::Unix(path) => Some(path.clone()),
+        crate::client::Target::Tcp(_) => None,
+    };
+    if let Some(path) = &args.token_file {
+        let code = block_on(super::exec::run(super::exec::TokenFileRun {
+            broker: &broker,
+            profile: &args.profile,
+            kind,
+            path: path.clone(),
+            format: match args.token_format {
+                TokenFileFormat::Raw => crate::config::SinkFormat::Raw,
+                TokenFileFormat::Json => crate::config::SinkFormat::Json,
+                TokenFileFormat::Header => crate::config::SinkFormat::Header,
+            },
+            var: &args.var,
+            socket,
+            program,
+            args: rest,
+        }))?;
+        std::process::exit(code);
+    }
     let credential = block_on(broker.token(&args.profile, kind, None))?;
-    let error = std::process::Command::new(program)
-        .args(rest)
-        .env(&args.var, credential.secret())
-        .exec();
+    let mut command = std::process::Command::new(program);
+    command.args(rest).env(&args.var, credential.secret());
+    if let Some(socket) = &socket {
+        command.env("COGBROKER_SOCKET", socket);
+    }
+    let error = command.exec();
     drop(credential);
     let code = match error.kind() {
         std::io::ErrorKind::NotFound => 127,

@@ -30,6 +30,16 @@ pub(crate) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()>
         .status(profile)
         .await
         .with_context(|| format!("logging {profile} in failed"))?;
+    if status.auth_flow == "client_credentials" {
+        anyhow::bail!(
+            "profile {profile} is a machine client (grant = \"client_credentials\"): it needs no login; `cogbroker token {profile}` fetches a token"
+        );
+    }
+    if args.browser || args.no_browser || status.auth_flow == "authorization_code" {
+        return super::browser::run(daemon, args)
+            .await
+            .with_context(|| format!("the browser login of {profile} failed"));
+    }
     // Standard input is read before the Ctrl-C handler exists, so Ctrl-C still stops a person
     // typing there.
     let stdin_password = if args.password_stdin {
@@ -79,6 +89,12 @@ pub(crate) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()>
                 return report_success(daemon, profile, &status, &done).await;
             }
             LoginOutcome::Challenge(step) => step,
+            LoginOutcome::Browser(step) => {
+                cancel(daemon, &step.login_id).await;
+                anyhow::bail!(
+                    "profile {profile} signs in through a browser: run `cogbroker login {profile} --browser` (or --no-browser)"
+                );
+            }
         };
         let answered = answer_until_accepted(
             daemon,
@@ -379,7 +395,7 @@ fn profile_config<'a>(
 /// Cognito answers with, which is a UUID in pools that sign in by email; and how long the new
 /// token lives, as the daemon counts it (its status after the login: the outcome carries the
 /// absolute expiry only, and the daemon's clock is the one that counts).
-async fn report_success(
+pub(super) async fn report_success(
     daemon: &Daemon,
     profile: &str,
     status: &ProfileStatus,

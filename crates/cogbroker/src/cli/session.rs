@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
 use serde::Serialize;
 
-use super::{Daemon, LogoutArgs, ProfilesArgs, StatusArgs, TokenArgs, TokenFormat};
+use super::{AuditArgs, Daemon, LogoutArgs, ProfilesArgs, StatusArgs, TokenArgs, TokenFormat};
 use crate::api::{LogoutRequest, ProfileStatus};
 use crate::client::ClientError;
 use crate::output::{human_duration, write_stdout};
@@ -152,6 +152,34 @@ pub(crate) async fn profiles(daemon: &Daemon, args: &ProfilesArgs) -> anyhow::Re
 }
 
 /// One compact JSON line (the token reply holds the token: the caller zeroizes it).
+/// `audit [P]`: one line per hand-out, oldest first: time, profile, kind, transport, uid,
+/// pid, executable.
+pub(crate) async fn audit(daemon: &Daemon, args: &AuditArgs) -> anyhow::Result<()> {
+    let reply = daemon
+        .client
+        .audit(args.profile.as_deref())
+        .await
+        .context("reading the audit ring failed")?;
+    if args.json {
+        return write_stdout(&json_line(&reply)?);
+    }
+    let mut output = String::new();
+    for entry in &reply.entries {
+        let show = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+        output.push_str(&format!(
+            "{}  {}  {}  {}  uid={}  pid={}  {}\n",
+            entry.at,
+            entry.profile,
+            entry.kind.as_str(),
+            entry.transport,
+            show(entry.uid.map(|uid| uid.to_string())),
+            show(entry.pid.map(|pid| pid.to_string())),
+            entry.exe.as_deref().unwrap_or("(executable unknown)"),
+        ));
+    }
+    write_stdout(&output)
+}
+
 fn json_line(value: &impl Serialize) -> anyhow::Result<String> {
     let mut line = serde_json::to_string(value).context("writing the reply as JSON failed")?;
     line.push('\n');

@@ -60,7 +60,10 @@ fn the_design_example_parses() {
     assert_eq!(config.daemon.log, "info");
     let dev = &config.profiles[&"dev".parse::<ProfileName>().unwrap()];
     assert_eq!(dev.region, "eu-west-1");
-    assert_eq!(dev.user_pool_id.as_str(), "eu-west-1_AbCdEf123");
+    assert_eq!(
+        dev.user_pool_id.as_ref().map(UserPoolId::as_str),
+        Some("eu-west-1_AbCdEf123")
+    );
     assert!(
         matches!(&dev.client_secret, Some(SecretSource::Env(name)) if name == "DEV_CLIENT_SECRET")
     );
@@ -166,7 +169,18 @@ const ERRORS: &[(&str, &str, usize, &str, &str)] = &[
     ("bad log filter", "[daemon]\nlog = \"info,,=[\"\n", 2, "daemon.log", "invalid log filter"),
     ("syntax error", "[daemon\nlisten = 1\n", 1, "daemon", ""),
     ("wrong type", "[daemon]\nlisten = 7467\n", 2, "daemon.listen", "invalid type"),
-    ("missing pool id", "[profiles.a]\nclient_id = \"c\"\nusername = \"u\"\n", 1, "profiles.a.user_pool_id", "missing field"),
+    ("missing pool id", "[profiles.a]\nclient_id = \"c\"\nusername = \"u\"\n", 1, "profiles.a.user_pool_id", "missing `user_pool_id`"),
+    ("unknown grant", "[profiles.a]\ngrant = \"implicit\"\nclient_id = \"c\"\n", 2, "profiles.a.grant", "allowed: \"user_pool\" (default), \"client_credentials\""),
+    ("machine client without domain", "[profiles.a]\ngrant = \"client_credentials\"\nclient_id = \"c\"\nclient_secret = { env = \"S\" }\n", 1, "profiles.a.domain", "needs `domain`"),
+    ("machine client without secret", "[profiles.a]\ngrant = \"client_credentials\"\ndomain = \"https://x.auth.eu-west-1.amazoncognito.com\"\nclient_id = \"c\"\n", 1, "profiles.a.client_secret", "needs `client_secret`"),
+    ("machine client with a username", "[profiles.a]\ngrant = \"client_credentials\"\ndomain = \"https://x.auth.eu-west-1.amazoncognito.com\"\nclient_id = \"c\"\nclient_secret = { env = \"S\" }\nusername = \"u\"\n", 6, "profiles.a.username", "has no username"),
+    ("plain http domain", "[profiles.a]\ngrant = \"authorization_code\"\ndomain = \"http://example.com\"\nclient_id = \"c\"\n", 3, "profiles.a.domain", "plain http"),
+    ("remote redirect", "[profiles.a]\ngrant = \"authorization_code\"\ndomain = \"https://x.example.com\"\nclient_id = \"c\"\nredirect_uri = \"https://app.example.com/cb\"\n", 5, "profiles.a.redirect_uri", "must be http on localhost"),
+    ("redirect without port", "[profiles.a]\ngrant = \"authorization_code\"\ndomain = \"https://x.example.com\"\nclient_id = \"c\"\nredirect_uri = \"http://localhost/cb\"\n", 5, "profiles.a.redirect_uri", "explicit port"),
+    ("domain on a user pool profile", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\ndomain = \"https://x.example.com\"\n", 5, "profiles.a.domain", "belongs to the OAuth grants"),
+    ("sink with dotdot", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\n[[profiles.a.sinks]]\npath = \"/tmp/../etc/t\"\n", 6, "profiles.a.sinks.path", "no `.` or `..`"),
+    ("passwordless without USER_AUTH", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\npreferred_challenge = \"EMAIL_OTP\"\n", 5, "profiles.a.preferred_challenge", "needs auth_flow = \"USER_AUTH\""),
+    ("unknown first factor", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nauth_flow = \"USER_AUTH\"\npreferred_challenge = \"WEB_AUTHN\"\n", 6, "profiles.a.preferred_challenge", "unknown first factor"),
     ("bad pool id", "[profiles.a]\nuser_pool_id = \"nope\"\nclient_id = \"c\"\nusername = \"u\"\n", 2, "profiles.a.user_pool_id", "expected REGION_NAME"),
     ("region mismatch", "[profiles.a]\nregion = \"eu-west-1\"\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\n", 2, "profiles.a.region", "does not match"),
     ("bad flow", "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\nauth_flow = \"MAGIC\"\n", 5, "profiles.a.auth_flow", "allowed: \"USER_SRP_AUTH\""),
@@ -500,4 +514,63 @@ fn autostart_is_on_unless_the_file_or_the_environment_turns_it_off() {
     let error = &errors.0[0];
     assert_eq!(error.key, "COGBROKER_NO_AUTOSTART");
     assert!(error.message.contains("not a boolean"), "{error}");
+}
+
+/// Sinks go only into a directory that is ours, never through a symlink; their keys are
+/// checked like the rest.
+#[test]
+fn sinks_are_checked_against_the_filesystem() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().display().to_string();
+    let profile = |sink: &str| {
+        format!(
+            "[profiles.a]\ngrant = \"client_credentials\"\ndomain = \"https://x.example.com\"\nclient_id = \"c\"\nclient_secret = {{ env = \"S\" }}\n[[profiles.a.sinks]]\n{sink}\n"
+        )
+    };
+    let config = parse_ok(
+        &profile(&format!(
+            "path = \"{root}/new/dir/token\"\nformat = \"netrc\"\nhost = \"registry.example.com\"\non_change = {{ command = \"true\" }}"
+        )),
+        &env(&[]),
+    );
+    let sink = &config.profiles.values().next().unwrap().sinks[0];
+    assert_eq!(sink.path, dir.path().join("new/dir/token"));
+    assert_eq!(sink.format, SinkFormat::Netrc);
+    assert_eq!(sink.host.as_deref(), Some("registry.example.com"));
+    assert_eq!(sink.on_change.as_deref(), Some("true"));
+
+    let first_error = |text: &str| {
+        let errors = parse(text, Path::new("/c.toml"), &env(&[])).unwrap_err();
+        (errors.0[0].key.clone(), errors.0[0].message.clone())
+    };
+    let (key, message) = first_error(&profile(&format!("path = \"{root}/t\"\nformat = \"yaml\"")));
+    assert_eq!(key, "profiles.a.sinks.format");
+    assert!(message.contains("unknown sink format"), "{message}");
+    let (key, message) = first_error(&profile(&format!("path = \"{root}/t\"\nkind = \"id\"")));
+    assert_eq!(key, "profiles.a.sinks.kind");
+    assert!(message.contains("access tokens only"), "{message}");
+    let (_, message) = first_error(&profile(&format!(
+        "path = \"{root}/t\"\nformat = \"npmrc\""
+    )));
+    assert!(message.contains("needs `host`"), "{message}");
+
+    // A symlink, as the file or as the directory, is refused.
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
+    let (key, message) = first_error(&profile(&format!("path = \"{root}/link\"")));
+    assert_eq!(key, "profiles.a.sinks.path");
+    assert!(message.contains("is a symlink"), "{message}");
+    std::os::unix::fs::symlink("/tmp", dir.path().join("dirlink")).unwrap();
+    let (_, message) = first_error(&profile(&format!("path = \"{root}/dirlink/t\"")));
+    assert!(message.contains("is a symlink"), "{message}");
+
+    // A directory others may write is not ours.
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (_, message) = first_error(&profile(&format!("path = \"{root}/shared/t\"")));
+    assert!(
+        message.contains("outside your own directories"),
+        "{message}"
+    );
 }

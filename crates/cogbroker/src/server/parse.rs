@@ -124,6 +124,26 @@ pub(super) fn token_query(query: Option<&str>) -> Result<TokenQuery, ApiError> {
     })
 }
 
+/// The audit endpoint's query: an optional `profile`, at most once.
+pub(super) fn audit_query(query: Option<&str>) -> Result<Option<ProfileName>, ApiError> {
+    let mut profile = None;
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*name {
+            "profile" if profile.is_none() => {
+                profile = Some(value.parse::<ProfileName>().map_err(|_| {
+                    ApiError::bad_input(
+                        "profile",
+                        "a profile name is 1 to 64 characters of A-Z a-z 0-9 . _ - and not \".\" or \"..\"",
+                    )
+                })?);
+            }
+            "profile" => return Err(ApiError::bad_input("profile", "given more than once")),
+            _ => return Err(ApiError::bad_input("query", "only `profile` is accepted")),
+        }
+    }
+    Ok(profile)
+}
+
 /// `Accept: text/plain` (before any `application/json`) asks for the bare token.
 pub(super) fn wants_plain_text(headers: &HeaderMap) -> bool {
     for value in headers.get_all(header::ACCEPT) {
@@ -178,6 +198,7 @@ impl FromFields for AnswerBody {
             challenge: fields.take_string("challenge")?,
             password: fields.take_secret("password")?.map(SecretString::from),
             answer: fields.take_secret("answer")?.map(SecretString::from),
+            redirect_url: fields.take_secret("redirect_url")?.map(SecretString::from),
         })
     }
 }
@@ -207,6 +228,7 @@ pub(super) fn answer_input(body: AnswerBody) -> AnswerInput {
         challenge: body.challenge,
         password: body.password.map(password),
         answer: body.answer.map(password),
+        redirect_url: body.redirect_url,
     }
 }
 

@@ -30,6 +30,8 @@ use crate::broker::{Broker, BrokerEvent};
 pub(super) struct AppState {
     pub(super) broker: Broker,
     pub(super) body_limit: usize,
+    /// Who took which token.
+    pub(super) audit: std::sync::Arc<crate::audit::AuditRing>,
     /// Ends event streams at shutdown, so graceful shutdown does not wait on them.
     pub(super) shutdown: CancellationToken,
 }
@@ -43,6 +45,7 @@ pub(super) fn routes(
     let state = AppState {
         broker,
         body_limit: options.body_limit,
+        audit: std::sync::Arc::default(),
         shutdown,
     };
     Router::new()
@@ -50,6 +53,7 @@ pub(super) fn routes(
         .route(path::METRICS, get(metrics))
         .route(path::OPENAPI, get(openapi))
         .route(path::PROFILES, get(profiles))
+        .route(path::AUDIT, get(audit))
         .route(route::PROFILE, get(profile_status))
         .route(route::TOKEN, get(token))
         .route(route::LOGIN, post(login))
@@ -110,11 +114,23 @@ async fn profile_status(
     Ok(axum::Json(status).into_response())
 }
 
+async fn audit(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let profile = parse::audit_query(uri.query())?;
+    if let Some(profile) = &profile {
+        state.broker.status(profile.as_str())?;
+    }
+    let entries = state
+        .audit
+        .entries(profile.as_ref().map(crate::config::ProfileName::as_str));
+    Ok(axum::Json(api::AuditList { entries }).into_response())
+}
+
 async fn token(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     uri: Uri,
     headers: HeaderMap,
+    peer: Option<axum::Extension<crate::listen::Peer>>,
 ) -> Result<Response, ApiError> {
     let profile = parse::profile_name(path)?;
     let query = parse::token_query(uri.query())?;
@@ -122,6 +138,17 @@ async fn token(
         .broker
         .token(profile.as_str(), query.kind, query.min_ttl)
         .await?;
+    if let Some(axum::Extension(peer)) = peer {
+        // Who takes it, found while the consumer still waits for the answer.
+        let at = std::time::SystemTime::now();
+        let transport = peer.transport;
+        let consumer = tokio::task::spawn_blocking(move || crate::audit::consumer_of(&peer))
+            .await
+            .unwrap_or_default();
+        state
+            .audit
+            .record(at, &issued.profile, query.kind, &transport, consumer);
+    }
     if parse::wants_plain_text(&headers) {
         let mut response = (
             [(

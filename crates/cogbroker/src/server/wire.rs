@@ -52,6 +52,13 @@ impl From<LoginOutcome> for api::LoginOutcome {
                 expires_at: rfc3339(expires_at),
                 username,
             }),
+            LoginOutcome::Browser {
+                login_id,
+                authorize_url,
+            } => Self::Browser(api::challenge::BrowserStep {
+                authorize_url,
+                login_id,
+            }),
             LoginOutcome::Challenge {
                 login_id,
                 challenge,

@@ -141,13 +141,17 @@ impl OAuthTokens {
             .unwrap_or(Duration::ZERO)
     }
 
-    /// The same tokens as a user-pool [`TokenSet`] (access and ID token), for the
-    /// authorization-code and refresh grants. Fails when there is no ID token (client
-    /// credentials, or no `openid` scope).
+    /// The same tokens as a [`TokenSet`]: access and ID token for the authorization-code and
+    /// refresh grants; the access token alone when no ID token came (client_credentials, or no
+    /// `openid` scope).
     pub fn to_token_set(&self) -> Result<TokenSet, Error> {
-        let (id_token, _) = self.id.as_ref().ok_or_else(|| {
-            Error::Protocol("the token reply has no id_token (is the openid scope granted?)".into())
-        })?;
+        let Some((id_token, _)) = self.id.as_ref() else {
+            return TokenSet::access_only(
+                self.access_token.clone(),
+                self.expires_in,
+                self.received_at,
+            );
+        };
         let result = AuthenticationResult {
             access_token: Some(self.access_token.clone()),
             id_token: Some(id_token.clone()),
@@ -226,7 +230,10 @@ mod tests {
         assert_eq!(tokens.access_claims().scope.as_deref(), Some("api/read"));
         assert_eq!(tokens.expires_at(), at(NOW + 3600));
         assert_eq!(tokens.lifetime(), Duration::from_secs(3600));
-        assert!(matches!(tokens.to_token_set(), Err(Error::Protocol(_))));
+        let set = tokens.to_token_set().unwrap();
+        assert!(set.id_token().is_none() && set.id_claims().is_none());
+        assert_eq!(set.expires_at(), at(NOW + 3600));
+        assert_eq!(set.access_claims().scope.as_deref(), Some("api/read"));
         let printed = format!("{tokens:?}");
         assert!(
             !printed.contains(tokens.access_token().expose_secret()),

@@ -35,8 +35,8 @@ pub(crate) enum Done {
     Refreshed {
         result: Result<Refreshed, RefreshError>,
         elapsed: Duration,
-        /// The session the refresh started from.
-        session: StoredSession,
+        /// The session the refresh started from (`None` for a sessionless source).
+        session: Option<StoredSession>,
     },
     Unattended(Option<LoginSuccess>),
     LoginStep(Result<LoginStep, StepFailure>),
@@ -57,7 +57,7 @@ pub(crate) fn random_fraction(entropy: &dyn cognito_auth::env::Entropy) -> f64 {
 /// to `blocking_attempts` with full-jitter backoff within `blocking_deadline`.
 pub(crate) async fn refresh<S: TokenSource>(
     source: &S,
-    session: &StoredSession,
+    session: Option<&StoredSession>,
     mode: Mode,
     options: &BrokerOptions,
     entropy: &dyn cognito_auth::env::Entropy,

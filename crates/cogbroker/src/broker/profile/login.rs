@@ -5,6 +5,7 @@
 use std::time::SystemTime;
 
 use cognito_auth::LoginStep;
+use secrecy::ExposeSecret as _;
 use tokio::sync::oneshot;
 
 use super::jobs::{self, Done};
@@ -17,6 +18,9 @@ use crate::broker::source::{StepFailure, TokenSource};
 use crate::broker::state::{LoginFlag, Snapshot};
 use crate::broker::{AnswerInput, BrokerEvent, LoginOutcome};
 
+/// How long a browser login waits for its redirect.
+const BROWSER_LOGIN_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 impl<S: TokenSource> ProfileTask<S> {
     /// A login for this profile is running or waits for an unexpired answer.
     pub(super) fn login_active(&self, now: SystemTime) -> bool {
@@ -24,6 +28,7 @@ impl<S: TokenSource> ProfileTask<S> {
             LoginSlot::Idle => false,
             LoginSlot::Busy { .. } => true,
             LoginSlot::Pending { pending, .. } => pending.expires_at() > now,
+            LoginSlot::Browser { expires_at, .. } => *expires_at > now,
         }
     }
 
@@ -38,6 +43,17 @@ impl<S: TokenSource> ProfileTask<S> {
                 .expires_at()
                 .checked_add(EXPIRED_LOGIN_GRACE)
                 .unwrap_or(now);
+            self.remember_expired(login_id, forget_at);
+            self.publish_flags(|s| s.login = LoginFlag::Idle);
+        }
+        if matches!(&self.login, LoginSlot::Browser { expires_at, .. } if *expires_at <= now)
+            && let LoginSlot::Browser {
+                login_id,
+                expires_at,
+                ..
+            } = std::mem::replace(&mut self.login, LoginSlot::Idle)
+        {
+            let forget_at = expires_at.checked_add(EXPIRED_LOGIN_GRACE).unwrap_or(now);
             self.remember_expired(login_id, forget_at);
             self.publish_flags(|s| s.login = LoginFlag::Idle);
         }
@@ -93,6 +109,35 @@ impl<S: TokenSource> ProfileTask<S> {
             return;
         }
         let login_id = self.new_login_id();
+        if let Some(begun) = self.source.begin_browser(self.shared.entropy.as_ref()) {
+            let login = match begun {
+                Ok(login) => login,
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                    return;
+                }
+            };
+            let expires_at = now + BROWSER_LOGIN_TTL;
+            let authorize_url = login.url.to_string();
+            self.shared
+                .logins
+                .insert(&login_id, self.info.name.as_str());
+            self.login = LoginSlot::Browser {
+                login_id: login_id.clone(),
+                login: Box::new(login),
+                expires_at,
+            };
+            self.publish_flags(|s| s.login = LoginFlag::PendingUntil(expires_at));
+            self.emit(BrokerEvent::LoginStarted {
+                profile: self.name(),
+            });
+            tracing::info!(profile = %self.info.name, "browser login started");
+            let _ = reply.send(Ok(LoginOutcome::Browser {
+                login_id,
+                authorize_url,
+            }));
+            return;
+        }
         let source = self.source.clone();
         let device = self.session.as_ref().and_then(|s| s.device.clone());
         let events = self.shared.events.clone();
@@ -117,6 +162,10 @@ impl<S: TokenSource> ProfileTask<S> {
     pub(super) fn answer(&mut self, login_id: &str, input: AnswerInput, reply: LoginReply) {
         let now = self.now();
         self.expire_logins(now);
+        if matches!(&self.login, LoginSlot::Browser { login_id: id, .. } if id == login_id) {
+            self.answer_browser(input, reply);
+            return;
+        }
         match &self.login {
             LoginSlot::Pending { login_id: id, .. } if id == login_id => {}
             LoginSlot::Busy { login_id: id, .. } if id == login_id => {
@@ -158,9 +207,78 @@ impl<S: TokenSource> ProfileTask<S> {
         self.publish_flags(|s| s.login = LoginFlag::Busy);
     }
 
+    /// The redirect of a browser login: its `state` is checked here (a mismatch leaves the
+    /// login pending and the code unredeemed), then the code is redeemed in a job.
+    fn answer_browser(&mut self, input: AnswerInput, reply: LoginReply) {
+        let Some(redirect) = input.redirect_url else {
+            let _ = reply.send(Err(BrokerError::BadInput {
+                field: "redirect_url",
+                message: "a browser login is answered with {\"redirect_url\": \"<the URL the browser was sent back to>\"}".to_owned(),
+            }));
+            return;
+        };
+        let LoginSlot::Browser {
+            login_id,
+            login,
+            expires_at,
+        } = std::mem::replace(&mut self.login, LoginSlot::Idle)
+        else {
+            unreachable!("matched as a browser login by the caller");
+        };
+        let code = match login.code_from_redirect(redirect.expose_secret()) {
+            Ok(code) => code,
+            Err(cognito_auth::Error::StateMismatch) => {
+                tracing::warn!(profile = %self.info.name, "a browser redirect with a wrong state was refused; its code is not redeemed");
+                self.login = LoginSlot::Browser {
+                    login_id,
+                    login,
+                    expires_at,
+                };
+                let _ = reply.send(Err(BrokerError::BadInput {
+                    field: "redirect_url",
+                    message: "its state does not match this login's (a stale or forged redirect): refused, and its code was not redeemed".to_owned(),
+                }));
+                return;
+            }
+            Err(cognito_auth::Error::InvalidInput(message)) => {
+                self.login = LoginSlot::Browser {
+                    login_id,
+                    login,
+                    expires_at,
+                };
+                let _ = reply.send(Err(BrokerError::BadInput {
+                    field: "redirect_url",
+                    message,
+                }));
+                return;
+            }
+            Err(error) => {
+                // The login pages answered with an error (access_denied, ...): it is over.
+                self.shared.logins.remove(&login_id);
+                self.publish_flags(|s| s.login = LoginFlag::Idle);
+                let error = crate::broker::error::map_login_error(&error);
+                self.login_finished(&Err(BrokerError::NotAuthorized(error.to_string())));
+                let _ = reply.send(Err(BrokerError::NotAuthorized(error.to_string())));
+                return;
+            }
+        };
+        let source = self.source.clone();
+        let job = self
+            .jobs
+            .spawn(async move { Done::LoginStep(source.finish_browser(*login, code).await) });
+        self.login = LoginSlot::Busy {
+            login_id,
+            job,
+            reply,
+        };
+        self.publish_flags(|s| s.login = LoginFlag::Busy);
+    }
+
     pub(super) fn cancel(&mut self, login_id: &str) -> Result<(), BrokerError> {
         match &self.login {
-            LoginSlot::Pending { login_id: id, .. } if id == login_id => {
+            LoginSlot::Pending { login_id: id, .. } | LoginSlot::Browser { login_id: id, .. }
+                if id == login_id =>
+            {
                 self.shared.logins.remove(login_id);
                 self.login = LoginSlot::Idle;
                 self.publish_flags(|s| s.login = LoginFlag::Idle);
@@ -234,6 +352,7 @@ impl<S: TokenSource> ProfileTask<S> {
         };
         let flag = match &self.login {
             LoginSlot::Pending { pending, .. } => LoginFlag::PendingUntil(pending.expires_at()),
+            LoginSlot::Browser { expires_at, .. } => LoginFlag::PendingUntil(*expires_at),
             LoginSlot::Busy { .. } => LoginFlag::Busy,
             LoginSlot::Idle => LoginFlag::Idle,
         };
@@ -250,6 +369,9 @@ impl<S: TokenSource> ProfileTask<S> {
                 metrics.login("authenticated");
                 tracing::info!(profile = %profile, "login completed");
                 self.emit(BrokerEvent::LoginCompleted { profile });
+            }
+            Ok(LoginOutcome::Browser { .. }) => {
+                metrics.login("browser");
             }
             Ok(LoginOutcome::Challenge { challenge, .. }) => {
                 metrics.login("challenge");
@@ -282,19 +404,25 @@ impl<S: TokenSource> ProfileTask<S> {
                     "the login was ended by a logout",
                 )));
             }
-            LoginSlot::Pending { login_id, .. } => self.shared.logins.remove(&login_id),
+            LoginSlot::Pending { login_id, .. } | LoginSlot::Browser { login_id, .. } => {
+                self.shared.logins.remove(&login_id);
+            }
             LoginSlot::Idle => {}
         }
         self.abandon_refresh();
         self.due = None;
+        self.dormant = true;
         let session = self.session.take();
         let tokens = self.snapshot().tokens.clone();
+        let sessionless = self.source.sessionless();
         self.publish(|s| {
             *s = Snapshot {
                 generation: s.generation,
+                has_session: sessionless,
                 ..Snapshot::default()
             };
         });
+        self.update_sinks().await;
         let store = self.shared.store.clone();
         let name = self.info.name.clone();
         let erased = tokio::task::spawn_blocking(move || store.erase(&name))

@@ -54,7 +54,7 @@ impl<S: TokenSource> ProfileTask<S> {
         }
         let failure = if self.stopping {
             Some(AttemptFailure::ShuttingDown)
-        } else if self.session.is_none() {
+        } else if self.session.is_none() && !self.source.sessionless() {
             Some(AttemptFailure::NoSession)
         } else {
             None
@@ -66,14 +66,14 @@ impl<S: TokenSource> ProfileTask<S> {
             return;
         }
         self.mark_unconfirmed().await;
-        let session = self.session.clone().expect("checked above");
+        let session = self.session.clone();
         let source = self.source.clone();
         let shared = self.shared.clone();
         let job = self.jobs.spawn(async move {
             let started = tokio::time::Instant::now();
             let result = jobs::refresh(
                 source.as_ref(),
-                &session,
+                session.as_ref(),
                 mode,
                 &shared.options,
                 shared.entropy.as_ref(),
@@ -134,7 +134,7 @@ impl<S: TokenSource> ProfileTask<S> {
         &mut self,
         result: Result<Refreshed, RefreshError>,
         elapsed: Duration,
-        session: StoredSession,
+        session: Option<StoredSession>,
     ) {
         let metrics = &self.shared.metrics;
         match result {
@@ -173,6 +173,24 @@ impl<S: TokenSource> ProfileTask<S> {
                     retry_after,
                     reason: "refresh deadline exceeded".to_owned(),
                 }));
+            }
+            Err(RefreshError::Upstream(error))
+                if self.source.misconfiguration(&error).is_some() =>
+            {
+                let message = self.source.misconfiguration(&error).unwrap_or_default();
+                metrics.refresh("misconfigured", elapsed);
+                metrics.upstream_error("terminal");
+                tracing::error!(profile = %self.info.name, error = %describe_error(&error), "upstream refused the profile's configuration; not retrying");
+                self.publish(|s| {
+                    s.misconfigured = Some(message.clone());
+                    s.last_error = Some("misconfigured");
+                    s.degraded = s.tokens.is_some();
+                });
+                self.emit(BrokerEvent::RefreshFailed {
+                    profile: self.name(),
+                    class: "misconfigured".to_owned(),
+                });
+                self.finish_refresh(Err(AttemptFailure::Misconfigured(message)));
             }
             Err(RefreshError::Upstream(error)) => {
                 let class = FailureClass::of(&error);
@@ -259,7 +277,18 @@ impl<S: TokenSource> ProfileTask<S> {
     }
 
     /// Persists (if anything changed) and only then publishes the new tokens.
-    pub(super) async fn commit_refresh(&mut self, old: StoredSession, refreshed: Refreshed) {
+    pub(super) async fn commit_refresh(
+        &mut self,
+        old: Option<StoredSession>,
+        refreshed: Refreshed,
+    ) {
+        let Some(old) = old else {
+            // A sessionless grant: nothing to persist.
+            self.install(None, refreshed.tokens, false, |_| {});
+            tracing::info!(profile = %self.info.name, "tokens granted");
+            self.update_sinks().await;
+            return;
+        };
         let Refreshed {
             tokens,
             rotated_refresh_token,
@@ -293,11 +322,23 @@ impl<S: TokenSource> ProfileTask<S> {
         if let Err(error) = persisted {
             tracing::error!(profile = %self.info.name, error = %format!("{error:#}"), "cannot persist the rotated refresh token; keeping it in memory and retrying");
         }
-        self.install(session, tokens, failed, |s| {
+        self.install(Some(session), tokens, failed, |s| {
             // An unchanged session was not saved: an earlier persist failure still stands.
             s.persistence_degraded = failed || (s.persistence_degraded && !changed);
         });
         tracing::info!(profile = %self.info.name, rotated = changed, "tokens refreshed");
+        self.update_sinks().await;
+    }
+
+    /// Rewrites the profile's sinks with the published tokens (or removes them when there are
+    /// none). Awaited, so whoever waits for these tokens finds the files written.
+    pub(super) async fn update_sinks(&self) {
+        if self.info.sinks.is_empty() {
+            return;
+        }
+        let tokens = self.snapshot().tokens.clone();
+        crate::broker::sinks::update(self.info.name.as_str(), &self.info.sinks, tokens.as_deref())
+            .await;
     }
 
     /// Persists a new login's session, then publishes its tokens; the refresh in flight (of
@@ -316,23 +357,28 @@ impl<S: TokenSource> ProfileTask<S> {
             tracing::error!(profile = %self.info.name, error = %format!("{error:#}"), "cannot persist the session; keeping it in memory and retrying");
         }
         let failed = persisted.is_err();
-        self.install(session, tokens, failed, |s| {
+        let expires_at = self.install(Some(session), tokens, failed, |s| {
             s.persistence_degraded = failed;
             s.store_error = None;
-        })
+        });
+        self.update_sinks().await;
+        expires_at
     }
 
     /// Holds `session` and publishes `tokens` as a success, then `adjust`; emits
     /// `TokenRefreshed`. Returns when the tokens expire.
     pub(super) fn install(
         &mut self,
-        session: StoredSession,
+        session: Option<StoredSession>,
         tokens: TokenSet,
         persistence_failed: bool,
         adjust: impl FnOnce(&mut Snapshot),
     ) -> SystemTime {
-        let device_remembered = session.device.is_some();
-        self.session = Some(session);
+        self.dormant = false;
+        let device_remembered = session.as_ref().is_some_and(|s| s.device.is_some());
+        if session.is_some() {
+            self.session = session;
+        }
         let now = self.now();
         let expires_at = tokens.expires_at();
         if let Some(skew) = tokens.clock_skew().filter(|skew| skew.abs() > 60) {
@@ -347,6 +393,7 @@ impl<S: TokenSource> ProfileTask<S> {
             s.degraded = false;
             s.backoff = Backoff::default();
             s.device_remembered = device_remembered;
+            s.misconfigured = None;
             adjust(s);
         });
         self.emit(BrokerEvent::TokenRefreshed {

@@ -492,6 +492,7 @@ async fn metrics_and_openapi() {
         ("/metrics", "get"),
         ("/v1/openapi.json", "get"),
         ("/v1/profiles", "get"),
+        ("/v1/audit", "get"),
         ("/v1/profiles/{profile}", "get"),
         ("/v1/profiles/{profile}/token", "get"),
         ("/v1/profiles/{profile}/login", "post"),

@@ -1,0 +1,209 @@
+//! Who took my token (issue 8): every token the server hands out is recorded with its
+//! consumer, never with the token. The consumer is the peer process: its uid and pid from
+//! `SO_PEERCRED` on the Unix socket, or, on loopback TCP, from the kernel's socket table (the
+//! client socket's inode) and the process holding that inode among its descriptors; its
+//! executable from `/proc/<pid>/exe`. The record lives in a bounded in-memory ring: the oldest
+//! entries go first, nothing is written to disk.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufRead as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
+
+use crate::api::{AuditEntry, TokenKind};
+use crate::broker::state::rfc3339;
+use crate::listen::{Peer, Transport, canonical, parse_proc_addr};
+
+/// How many hand-outs the ring keeps.
+pub const AUDIT_CAPACITY: usize = 1024;
+
+/// The process on the other end of a connection, as far as it could be found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consumer {
+    /// Its uid.
+    pub uid: Option<u32>,
+    /// Its pid.
+    pub pid: Option<i32>,
+    /// Its executable (`/proc/<pid>/exe`).
+    pub exe: Option<PathBuf>,
+}
+
+/// Finds the consumer behind `peer`. Blocking (reads `/proc`): call it off the executor.
+pub fn consumer_of(peer: &Peer) -> Consumer {
+    let (uid, pid) = match peer.transport {
+        Transport::Unix => (peer.uid, peer.pid),
+        Transport::Tcp { local, remote } => match tcp_client_inode(local, remote) {
+            Ok(Some((uid, inode))) => (Some(uid), process_with_socket(inode, uid)),
+            _ => (peer.uid, None),
+        },
+    };
+    let exe = pid.and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
+    Consumer { uid, pid, exe }
+}
+
+/// The uid and inode of the client end (local = our `remote`, remote = our `local`) of a
+/// loopback TCP connection, from `/proc/net/tcp{,6}`.
+fn tcp_client_inode(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<(u32, u64)>> {
+    let (client, server) = (canonical(remote), canonical(local));
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let file = match File::open(table) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        let lines = io::BufReader::new(file).lines().map_while(Result::ok);
+        if let Some(found) = inode_in_lines(lines, client, server) {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+/// The uid and inode columns of the entry whose local address is `client` and remote
+/// address is `server` (header line included in `lines`).
+fn inode_in_lines<L: AsRef<str>>(
+    lines: impl Iterator<Item = L>,
+    client: SocketAddr,
+    server: SocketAddr,
+) -> Option<(u32, u64)> {
+    lines.skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.as_ref().split_whitespace().collect();
+        if parse_proc_addr(fields.get(1)?)? != client || parse_proc_addr(fields.get(2)?)? != server
+        {
+            return None;
+        }
+        let inode: u64 = fields.get(9)?.parse().ok()?;
+        (inode != 0).then_some((fields.get(7)?.parse().ok()?, inode))
+    })
+}
+
+/// The process holding the socket `inode` among its descriptors. Only processes of the
+/// socket's `uid` are looked into, newest first (a consumer is most often a process just
+/// started: a CLI, curl), so the walk is short on a busy machine; a socket shared across a
+/// fork names the newest holder.
+fn process_with_socket(inode: u64, uid: u32) -> Option<i32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let wanted = format!("socket:[{inode}]");
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let pid = entry.file_name().to_str()?.parse().ok()?;
+            (entry.metadata().ok()?.uid() == uid).then_some(pid)
+        })
+        .collect();
+    pids.sort_unstable_by(|a, b| b.cmp(a));
+    pids.into_iter().find(|pid| {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        fds.filter_map(Result::ok).any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str())
+        })
+    })
+}
+
+/// The ring of recent hand-outs.
+#[derive(Debug, Default)]
+pub struct AuditRing {
+    entries: Mutex<VecDeque<AuditEntry>>,
+}
+
+impl AuditRing {
+    /// Records one hand-out of `profile`'s `kind` token to `consumer` over `transport`.
+    pub fn record(
+        &self,
+        at: SystemTime,
+        profile: &str,
+        kind: TokenKind,
+        transport: &Transport,
+        consumer: Consumer,
+    ) {
+        let entry = AuditEntry {
+            at: rfc3339(at),
+            profile: profile.to_owned(),
+            kind,
+            transport: match transport {
+                Transport::Unix => "unix".to_owned(),
+                Transport::Tcp { .. } => "tcp".to_owned(),
+            },
+            uid: consumer.uid,
+            pid: consumer.pid,
+            exe: consumer.exe.map(|exe| exe.display().to_string()),
+        };
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= AUDIT_CAPACITY {
+            entries.pop_front();
+        }
+        entries.push_back(entry);
+    }
+
+    /// The recorded hand-outs, oldest first, of `profile` (or of all).
+    pub fn entries(&self, profile: Option<&str>) -> Vec<AuditEntry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|entry| profile.is_none_or(|name| entry.profile == name))
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    #[test]
+    fn the_ring_is_bounded_and_filters_by_profile() {
+        let ring = AuditRing::default();
+        for n in 0..AUDIT_CAPACITY + 10 {
+            let profile = if n % 2 == 0 { "a" } else { "b" };
+            ring.record(
+                SystemTime::UNIX_EPOCH,
+                profile,
+                TokenKind::Access,
+                &Transport::Unix,
+                Consumer {
+                    uid: Some(1),
+                    pid: Some(i32::try_from(n).unwrap()),
+                    exe: None,
+                },
+            );
+        }
+        let all = ring.entries(None);
+        assert_eq!(all.len(), AUDIT_CAPACITY);
+        assert_eq!(all[0].pid, Some(10), "the oldest went first");
+        assert!(ring.entries(Some("a")).iter().all(|e| e.profile == "a"));
+        assert_eq!(ring.entries(Some("a")).len(), AUDIT_CAPACITY / 2);
+    }
+
+    /// Our own loopback connection: the table names this very process and executable.
+    #[test]
+    fn a_tcp_peer_is_found_through_the_socket_table() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, remote) = listener.accept().unwrap();
+        let peer = Peer {
+            transport: Transport::Tcp {
+                local: server.local_addr().unwrap(),
+                remote,
+            },
+            uid: None,
+            pid: None,
+        };
+        let consumer = consumer_of(&peer);
+        assert_eq!(
+            consumer.pid,
+            Some(i32::try_from(std::process::id()).unwrap())
+        );
+        assert_eq!(consumer.uid, Some(rustix::process::getuid().as_raw()));
+        assert_eq!(consumer.exe, std::env::current_exe().ok());
+        drop(client);
+    }
+}
