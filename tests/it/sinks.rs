@@ -71,7 +71,15 @@ host = "registry.example.com"
     let mut daemon = sandbox.serve(&[("M2M_SECRET", SECRET)])?;
 
     // Nobody asked for a token: the daemon fetches one for the sinks and runs on_change.
-    let mut changes = std::io::BufReader::new(std::fs::File::open(&fifo)?);
+    // Opened read-write: a FIFO whose last writer closed reads as at its end, and each
+    // on_change is a writer that comes and goes; holding a write end ourselves means a read
+    // waits for the next line instead (Linux never blocks a read-write open of a FIFO).
+    let mut changes = std::io::BufReader::new(
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)?,
+    );
     let mut line = String::new();
     changes.read_line(&mut line)?;
     ensure!(line.trim() == format!("m2m {}", raw.display()), "{line:?}");
