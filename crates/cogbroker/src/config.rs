@@ -19,6 +19,9 @@ use toml::Spanned;
 use url::Url;
 
 pub use crate::api::TokenKind;
+pub use aws::{AwsConfig, IdentityFlow};
+
+mod aws;
 
 /// The default loopback address of the HTTP listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7467";
@@ -191,6 +194,9 @@ pub struct ProfileConfig {
     /// Which token the helper modes hand out unless `--kind` says otherwise (`None`: each
     /// helper's own default, the ID token for kubectl and the access token elsewhere).
     pub token_kind: Option<TokenKind>,
+    /// The identity pool that turns this profile's ID token into AWS credentials, if any
+    /// (`identity_pool_id` and its keys, design.md §13).
+    pub aws: Option<AwsConfig>,
 }
 
 impl ProfileConfig {
@@ -506,6 +512,12 @@ struct RawProfile {
     device_name: Option<Spanned<String>>,
     hosts: Option<Vec<Spanned<String>>>,
     token_kind: Option<Spanned<String>>,
+    identity_pool_id: Option<Spanned<String>>,
+    identity_endpoint: Option<Spanned<String>>,
+    identity_flow: Option<Spanned<String>>,
+    role_arn: Option<Spanned<String>>,
+    sts_endpoint: Option<Spanned<String>>,
+    logins_provider: Option<Spanned<String>>,
 }
 
 struct Ctx<'a> {
@@ -1129,6 +1141,25 @@ fn validate_profile(
             }
         });
 
+    let aws = aws::validate(
+        ctx,
+        aws::RawAws {
+            identity_pool_id: raw.identity_pool_id,
+            identity_endpoint: raw.identity_endpoint,
+            identity_flow: raw.identity_flow,
+            role_arn: raw.role_arn,
+            sts_endpoint: raw.sts_endpoint,
+            logins_provider: raw.logins_provider,
+        },
+        &aws::ProfileFacts {
+            name: name.as_str(),
+            endpoint: endpoint.as_ref(),
+            variant: endpoint_variant,
+            user_pool_region: &region,
+            user_pool_id: user_pool_id.as_ref(),
+        },
+    );
+
     if ctx.errors.len() != errors_before {
         return None;
     }
@@ -1149,6 +1180,7 @@ fn validate_profile(
         device_name,
         hosts,
         token_kind,
+        aws,
     })
 }
 

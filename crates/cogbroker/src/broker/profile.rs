@@ -9,6 +9,7 @@
 //! newer login (a login or logout aborts the in-flight refresh job and answers its waiters
 //! first, and a result is applied only if it comes from the job in the slot).
 
+mod aws;
 mod jobs;
 mod login;
 mod refresh;
@@ -21,6 +22,7 @@ use cognito_auth::PendingLogin;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, Id, JoinSet};
 
+pub(crate) use aws::AwsRoom;
 use jobs::Done;
 pub(crate) use jobs::Mode;
 pub(crate) use jobs::random_fraction;
@@ -73,6 +75,23 @@ pub(crate) enum Command {
         forget_device: bool,
         reply: UnitReply,
     },
+    /// Fetch AWS credentials (or join the fetch in flight); like `Refresh`, with the AWS
+    /// generation as `observed`.
+    AwsRefresh {
+        mode: Mode,
+        observed: u64,
+        reply: Option<oneshot::Sender<AttemptOutcome>>,
+    },
+    /// A grant for an `exec --aws` child, ended when the process `pid` ends (if given).
+    AwsGrant {
+        pid: Option<i32>,
+        reply: oneshot::Sender<Result<super::aws::NewGrant, BrokerError>>,
+    },
+    /// Ends a grant.
+    AwsRevoke {
+        grant_id: String,
+        reply: Option<oneshot::Sender<bool>>,
+    },
     /// Finish the jobs in flight (persisting their results), then end.
     Stop,
     /// The refresh token held in memory (tests check it matches what was persisted).
@@ -89,6 +108,8 @@ pub(crate) struct ProfileInfo {
     pub(crate) username: String,
     pub(crate) auth_flow_name: String,
     pub(crate) tuning: Tuning,
+    /// The profile has an identity pool (AWS credentials).
+    pub(crate) aws: bool,
 }
 
 /// The readers' side of a profile: its published snapshot and its task's mailbox.
@@ -166,17 +187,21 @@ pub(crate) struct ProfileTask<S> {
     /// A background refresh planned for later within the tick interval.
     due: Option<tokio::time::Instant>,
     stopping: bool,
+    /// AWS credentials, when the profile has an identity pool.
+    aws: Option<AwsRoom>,
 }
 
 /// Starts the task of one profile on the shared tracker and returns its handle.
 pub(crate) fn spawn<S: TokenSource>(
     info: ProfileInfo,
     source: S,
+    aws: Option<super::aws::AwsSource>,
     shared: Arc<Shared>,
 ) -> ProfileHandle {
     let info = Arc::new(info);
     let (commands, mailbox) = mpsc::channel(COMMAND_QUEUE);
     let (publish, snapshot) = watch::channel(Arc::new(Snapshot::default()));
+    let aws = aws.map(|source| AwsRoom::new(source, commands.downgrade()));
     let task = ProfileTask {
         info: info.clone(),
         source: Arc::new(source),
@@ -189,6 +214,7 @@ pub(crate) fn spawn<S: TokenSource>(
         jobs: JoinSet::new(),
         due: None,
         stopping: false,
+        aws,
     };
     shared.tasks.spawn(task.run(mailbox));
     ProfileHandle {
@@ -266,6 +292,7 @@ impl<S: TokenSource> ProfileTask<S> {
     fn stop(&mut self) {
         self.stopping = true;
         self.due = None;
+        self.aws_stop();
         if let LoginSlot::Pending { login_id, .. } = &self.login {
             self.shared.logins.remove(login_id);
         }
@@ -296,6 +323,20 @@ impl<S: TokenSource> ProfileTask<S> {
                 forget_device,
                 reply,
             } => self.logout(forget_device, reply).await,
+            Command::AwsRefresh {
+                mode,
+                observed,
+                reply,
+            } => self.aws_refresh(mode, observed, reply),
+            Command::AwsGrant { pid, reply } => {
+                let _ = reply.send(self.aws_grant(pid));
+            }
+            Command::AwsRevoke { grant_id, reply } => {
+                let revoked = self.aws_revoke(&grant_id);
+                if let Some(reply) = reply {
+                    let _ = reply.send(revoked);
+                }
+            }
             Command::Stop => self.stop(),
             #[cfg(test)]
             Command::HeldRefreshToken { reply } => {
@@ -391,6 +432,7 @@ impl<S: TokenSource> ProfileTask<S> {
     async fn tick(&mut self) {
         let now = self.now();
         self.expire_logins(now);
+        self.aws_tick();
         let snapshot = self.snapshot();
         if snapshot.persistence_degraded {
             self.retry_persist().await;
@@ -465,11 +507,13 @@ impl<S: TokenSource> ProfileTask<S> {
             }
             Done::LoginStep(result) => self.on_login_step(job, result).await,
             Done::LoggedOut { reply, erased } => self.finish_logout(reply, erased),
+            Done::Aws(done) => self.on_aws_done(job, done).await,
         }
     }
 
     /// A job panicked or was aborted.
     fn on_job_lost(&mut self, job: Id) {
+        self.aws_job_lost(job);
         if self.refresh.as_ref().is_some_and(|f| f.job.id() == job) {
             self.finish_refresh(Err(AttemptFailure::Internal(
                 "the refresh task ended without an answer".to_owned(),

@@ -39,6 +39,8 @@ pub(crate) struct Snapshot {
     pub(crate) refreshing: bool,
     /// Where this profile's login stands.
     pub(crate) login: LoginFlag,
+    /// AWS credentials from the identity pool, their fetch state and the live grants.
+    pub(crate) aws: super::aws::AwsSnapshot,
 }
 
 /// Where a profile's login stands, as readers see it.

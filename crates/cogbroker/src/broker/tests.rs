@@ -1435,6 +1435,7 @@ async fn a_black_hole_upstream_gets_503_within_the_deadline() {
                 device: None,
                 rotates: None,
                 refresh_unconfirmed: false,
+                identity: None,
             },
         )
         .unwrap();
@@ -1575,6 +1576,7 @@ async fn restored_broker(endpoint: &str, store: Arc<MemoryStore>) -> Broker {
                 device: None,
                 rotates: None,
                 refresh_unconfirmed: false,
+                identity: None,
             },
         )
         .unwrap();

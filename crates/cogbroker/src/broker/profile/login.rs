@@ -286,12 +286,19 @@ impl<S: TokenSource> ProfileTask<S> {
             LoginSlot::Idle => {}
         }
         self.abandon_refresh();
+        self.aws_session_changed();
         self.due = None;
         let session = self.session.take();
         let tokens = self.snapshot().tokens.clone();
         self.publish(|s| {
             *s = Snapshot {
                 generation: s.generation,
+                // `exec --aws` children keep their grants: they hear `login_required` now.
+                aws: crate::broker::aws::AwsSnapshot {
+                    generation: s.aws.generation.wrapping_add(1),
+                    grants: s.aws.grants.clone(),
+                    ..Default::default()
+                },
                 ..Snapshot::default()
             };
         });
