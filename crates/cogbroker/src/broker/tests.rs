@@ -2259,4 +2259,5 @@ async fn limit_exceeded_is_retried_like_throttling() {
     assert_eq!(broker.status("dev").unwrap().state, "fresh");
 }
 
+mod aws;
 mod restart;
