@@ -1,5 +1,6 @@
 //! End-to-end tests, one binary.
 mod autostart;
+mod aws;
 mod cli;
 mod daemon;
 mod faults;

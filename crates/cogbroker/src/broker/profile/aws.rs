@@ -377,6 +377,7 @@ impl<S: TokenSource> ProfileTask<S> {
     /// A grant for an `exec --aws` child. With the caller's pid (the Unix socket says it), the
     /// grant ends when that process does.
     pub(super) fn aws_grant(&mut self, pid: Option<i32>) -> Result<NewGrant, BrokerError> {
+        self.sweep_grants();
         let profile = self.name();
         let Some(room) = self.aws.as_mut() else {
             return Err(BrokerError::Unsupported(format!(
@@ -411,6 +412,7 @@ impl<S: TokenSource> ProfileTask<S> {
 
     /// Ends a grant; false if there was none with that id.
     pub(super) fn aws_revoke(&mut self, grant_id: &str) -> bool {
+        self.sweep_grants();
         let Some(room) = self.aws.as_mut() else {
             return false;
         };
