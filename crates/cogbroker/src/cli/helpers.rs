@@ -884,6 +884,8 @@ mod tests {
                 "T",
             ],
             &["cogbroker", "token", "dev", "--format", "bearer"],
+            &["cogbroker", "aws-credential-process", "dev"],
+            &["cogbroker", "exec", "dev", "--aws", "--", "aws", "s3", "ls"],
         ] {
             parse(args).unwrap_or_else(|error| panic!("{args:?}: {error}"));
         }

@@ -298,7 +298,80 @@ fn endpoint_setting(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
     use super::*;
+    use crate::config::parse;
+
+    const PROFILE: &str =
+        "[profiles.a]\nuser_pool_id = \"us-east-1_Demo1\"\nclient_id = \"c\"\nusername = \"u\"\n";
+
+    fn aws_of(extra: &str) -> Result<Option<AwsConfig>, crate::config::ConfigErrors> {
+        let env: BTreeMap<String, String> = [("HOME".to_owned(), "/home/u".to_owned())].into();
+        let config = parse(
+            &format!("{PROFILE}{extra}"),
+            Path::new("/etc/cb.toml"),
+            &env,
+        )?;
+        Ok(config.profiles.values().next().and_then(|p| p.aws.clone()))
+    }
+
+    #[test]
+    fn defaults_follow_the_pool_ids() {
+        assert_eq!(aws_of("").unwrap(), None);
+        let aws = aws_of("identity_pool_id = \"eu-west-1:0b7f3c2e-5d1a-4e8b-9c3f-2a6d8e4b1c7f\"\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(aws.region, "eu-west-1");
+        assert_eq!(aws.flow, IdentityFlow::Enhanced);
+        assert_eq!(
+            aws.identity_endpoint.as_str(),
+            "https://cognito-identity.eu-west-1.amazonaws.com/"
+        );
+        assert_eq!(
+            aws.sts_endpoint.as_str(),
+            "https://sts.eu-west-1.amazonaws.com/"
+        );
+        assert_eq!(
+            aws.logins_provider,
+            "cognito-idp.us-east-1.amazonaws.com/us-east-1_Demo1"
+        );
+        assert_eq!(aws.role_arn, None);
+
+        let aws = aws_of(
+            "endpoint = \"http://127.0.0.1:9229\"\nidentity_pool_id = \"us-east-1:0b7f3c2e-5d1a-4e8b-9c3f-2a6d8e4b1c7f\"\nidentity_flow = \"basic\"\nrole_arn = \"arn:aws:iam::123456789012:role/r\"\nsts_endpoint = \"https://sts.example.com\"\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(aws.flow, IdentityFlow::Basic);
+        assert_eq!(aws.identity_endpoint.as_str(), "http://127.0.0.1:9229/");
+        assert_eq!(aws.sts_endpoint.as_str(), "https://sts.example.com/");
+    }
+
+    /// (what, extra lines after the 4-line profile, line, key, part of the message)
+    #[rustfmt::skip]
+    const ERRORS: &[(&str, &str, usize, &str, &str)] = &[
+        ("bad pool id", "identity_pool_id = \"us-east-1\"\n", 5, "profiles.a.identity_pool_id", "REGION:UUID"),
+        ("key without a pool", "role_arn = \"arn:aws:iam::123456789012:role/r\"\n", 5, "profiles.a.role_arn", "set identity_pool_id"),
+        ("unknown flow", "identity_pool_id = \"us-east-1:0b7f3c2e-5d1a-4e8b-9c3f-2a6d8e4b1c7f\"\nidentity_flow = \"classic\"\n", 6, "profiles.a.identity_flow", "\"enhanced\" (default), \"basic\""),
+        ("basic without a role", "identity_pool_id = \"us-east-1:0b7f3c2e-5d1a-4e8b-9c3f-2a6d8e4b1c7f\"\nidentity_flow = \"basic\"\n", 6, "profiles.a.role_arn", "needs role_arn"),
+        ("bad role", "identity_pool_id = \"us-east-1:0b7f3c2e-5d1a-4e8b-9c3f-2a6d8e4b1c7f\"\nrole_arn = \"r\"\n", 6, "profiles.a.role_arn", "not an IAM role ARN"),
+        ("cleartext identity endpoint", "identity_pool_id = \"us-east-1:0b7f3c2e-5d1a-4e8b-9c3f-2a6d8e4b1c7f\"\nidentity_endpoint = \"http://10.0.0.1\"\n", 6, "profiles.a.identity_endpoint", "plain http to another host"),
+        ("bad sts endpoint", "identity_pool_id = \"us-east-1:0b7f3c2e-5d1a-4e8b-9c3f-2a6d8e4b1c7f\"\nsts_endpoint = \"sts\"\n", 6, "profiles.a.sts_endpoint", "not an http(s) URL"),
+        ("provider with a scheme", "identity_pool_id = \"us-east-1:0b7f3c2e-5d1a-4e8b-9c3f-2a6d8e4b1c7f\"\nlogins_provider = \"https://cognito-idp.us-east-1.amazonaws.com/x\"\n", 6, "profiles.a.logins_provider", "without https://"),
+    ];
+
+    #[test]
+    fn error_table() {
+        for (what, extra, line, key, message) in ERRORS {
+            let errors = aws_of(extra).map(|_| ()).expect_err(what);
+            let error = &errors.0[0];
+            assert_eq!(error.line, Some(*line), "{what}: {error}");
+            assert_eq!(error.key, *key, "{what}: {error}");
+            assert!(error.message.contains(message), "{what}: {error}");
+        }
+    }
 
     #[test]
     fn pool_ids_and_role_arns() {
