@@ -202,7 +202,7 @@ fn aws_cli_and_boto3_against_the_emulator() -> anyhow::Result<()> {
         "{identity}"
     );
     let result = boto3_round(&clients, &sandbox, &home, &emulator.endpoint)?;
-    ensure!(result["arn"] == Value::from(arn), "{result}");
+    ensure!(result["arn"] == arn, "{result}");
     ensure!(emulator.handle.calls("GetId") == 1);
     ensure!(emulator.handle.calls("GetCallerIdentity") == 2);
 

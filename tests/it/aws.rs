@@ -4,8 +4,6 @@
 //! once across a daemon restart, throttling retried, and a revoked session as exit 4 / 401.
 //! The real AWS CLI and boto3 drive the same paths in tests/interop (they need a venv).
 
-use std::time::Duration;
-
 use anyhow::{Context as _, ensure};
 use cogbroker_e2e::daemon::{DaemonProcess, EmulatorHost, ProfileSpec, Sandbox, expect_code};
 use cognito_emulator::Fault;
@@ -315,10 +313,7 @@ async fn steps_the_container_route_needs_a_live_grant(world: &mut World) -> anyh
     )
     .await?;
     ensure!(status == 200, "{grant}");
-    ensure!(
-        grant["credentials_url"] == Value::from(url.clone()),
-        "{grant}"
-    );
+    ensure!(grant["credentials_url"] == url.as_str(), "{grant}");
     let token = grant["token"].as_str().context("a token")?.to_owned();
     let grant_id = grant["grant_id"].as_str().context("an id")?.to_owned();
     let response = http
@@ -450,34 +445,24 @@ fn a_grant_ends_when_the_exec_process_is_killed() -> anyhow::Result<()> {
 async fn steps_a_grant_ends_when_the_exec_process_is_killed(
     world: &mut World,
 ) -> anyhow::Result<()> {
-    let out = world.sandbox.dir.path().join("grant");
-    let ready = world.sandbox.dir.path().join("ready");
-    // The child writes its grant and its pid (`exec sleep` keeps the shell's pid), then waits.
-    let script = format!(
-        "printf '%s\\n%s\\n%s\\n' \"$AWS_CONTAINER_CREDENTIALS_FULL_URI\" \"$AWS_CONTAINER_AUTHORIZATION_TOKEN\" $$ > {} && touch {} && exec sleep 600",
-        out.display(),
-        ready.display()
-    );
+    // The child prints its grant and its pid (`exec sleep` keeps the shell's pid), then waits;
+    // reading those lines from the pipe is the event that it runs.
+    let script = "printf '%s\\n%s\\n%s\\n' \"$AWS_CONTAINER_CREDENTIALS_FULL_URI\" \"$AWS_CONTAINER_AUTHORIZATION_TOKEN\" $$ && exec sleep 600";
     let mut command = world.sandbox.command()?;
     command
-        .args(["exec", "dev", "--aws", "--", "sh", "-c", &script])
+        .args(["exec", "dev", "--aws", "--", "sh", "-c", script])
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     let mut exec = command.spawn()?;
-    // The daemon has no event for a child's start: wait (bounded) for the file it creates.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !ready.exists() {
-        ensure!(
-            std::time::Instant::now() < deadline,
-            "the child never started"
-        );
-        std::thread::yield_now();
+    let mut stdout = std::io::BufReader::new(exec.stdout.take().context("stdout")?);
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line)?;
+        lines.push(line.trim().to_owned());
     }
-    let text = std::fs::read_to_string(&out)?;
-    let lines: Vec<&str> = text.lines().collect();
-    ensure!(lines.len() == 3, "{text}");
-    let (url, token) = (lines[0], lines[1]);
+    let (url, token) = (lines[0].as_str(), lines[1].as_str());
     let child = rustix::process::Pid::from_raw(lines[2].parse()?).context("the child's pid")?;
     let http = reqwest::Client::new();
     let live = http.get(url).header("authorization", token).send().await?;

@@ -142,7 +142,7 @@ pub(super) fn validate(
         raw.identity_endpoint,
         &key("identity_endpoint"),
         facts,
-        |region, variant| identity_endpoint(region, variant),
+        identity_endpoint,
         &region,
     );
     let sts = endpoint_setting(
@@ -150,7 +150,7 @@ pub(super) fn validate(
         raw.sts_endpoint,
         &key("sts_endpoint"),
         facts,
-        |region, variant| sts_endpoint(region, variant),
+        sts_endpoint,
         &region,
     );
 

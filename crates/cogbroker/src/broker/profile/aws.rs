@@ -171,7 +171,7 @@ impl<S: TokenSource> ProfileTask<S> {
         let Some(room) = self.aws.as_mut() else {
             return;
         };
-        if !room.in_flight.as_ref().is_some_and(|f| f.job.id() == job) {
+        if room.in_flight.as_ref().is_none_or(|f| f.job.id() != job) {
             return;
         }
         let outcome = match done.result {
