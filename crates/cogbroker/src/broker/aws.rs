@@ -25,6 +25,11 @@ use crate::config::{AwsConfig, IdentityFlow, ProfileName};
 
 /// The most grants (`exec --aws` children) one profile holds at a time.
 pub const MAX_GRANTS: usize = 256;
+/// What AWS credentials must have left when handed out, unless the caller asks otherwise:
+/// botocore fetches again whenever they have less than 15 minutes left (its advisory window), so
+/// anything shorter would be fetched again on every use. Capped, like any `min_ttl`, by what a
+/// fresh set can give (short-lived credentials are refreshed at most every 10 % of their life).
+pub const AWS_MIN_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// The identity-pool calls of one profile. One exchange per method, nothing retried here.
 pub(crate) struct AwsSource {
@@ -225,8 +230,8 @@ pub struct NewGrant {
 }
 
 impl super::Broker {
-    /// AWS credentials valid for at least `min_ttl` (default: the hand-out floor of their
-    /// lifetime), from the snapshot or by joining the profile's single fetch. While valid
+    /// AWS credentials valid for at least `min_ttl` (default [`AWS_MIN_TTL`]), from the
+    /// snapshot or by joining the profile's single fetch. While valid
     /// credentials exist, upstream failures never reach the caller (they come back `degraded`).
     pub async fn aws_credentials(
         &self,
@@ -238,6 +243,7 @@ impl super::Broker {
             return Err(not_configured(profile));
         }
         let shared = &self.inner.shared;
+        let min_ttl = Some(min_ttl.unwrap_or(AWS_MIN_TTL));
         let mut refreshed = false;
         for _ in 0..3 {
             let snapshot = handle.snapshot();

@@ -108,6 +108,21 @@ mod tests {
             ]
         );
         assert!(!CONFLICTING_VARS.contains(&FULL_URI_VAR));
+        let credentials = AwsCredentialsResponse {
+            access_key_id: secret("ASIAEXAMPLE"),
+            secret_access_key: secret("secret-access-key"),
+            token: secret("session-token"),
+            expiration: "2026-12-02T15:00:00Z".to_owned(),
+        };
+        let shown = format!("{grant:?} {credentials:?}");
+        for value in [
+            "grant-token",
+            "ASIAEXAMPLE",
+            "secret-access-key",
+            "session-token",
+        ] {
+            assert!(!shown.contains(value), "{value} in {shown}");
+        }
         assert!(CONFLICTING_VARS.contains(&"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"));
     }
 }

@@ -220,6 +220,17 @@ async fn basic_flow_goes_through_sts() {
     assert_eq!(harness.calls("AssumeRoleWithWebIdentity"), 1);
     assert_eq!(harness.calls(CREDENTIALS), 0);
     assert_eq!(harness.calls(GET_ID), 1);
+
+    // Hour-long credentials are handed out with 15 minutes left at least (botocore's window).
+    harness.advance(3600 - 15 * 60 - 60);
+    let same = broker.aws_credentials("basic", None).await.unwrap();
+    assert_eq!(key_of(&same), key_of(&issued));
+    harness.advance(120);
+    let fresh = broker.aws_credentials("basic", None).await.unwrap();
+    assert_ne!(key_of(&fresh), key_of(&issued));
+    assert!(fresh.expires_in > 3000);
+    assert_eq!(harness.calls("AssumeRoleWithWebIdentity"), 2);
+    assert_eq!(harness.calls(GET_ID), 1);
 }
 
 #[tokio::test]
