@@ -461,6 +461,10 @@ fn attempt_failure(error: BrokerError) -> AttemptFailure {
             reason,
         },
         BrokerError::Misconfigured(message) => AttemptFailure::Misconfigured(message),
+        // E.g. a source without ID tokens: the identity pool cannot work for this profile.
+        BrokerError::Unsupported(message) => AttemptFailure::Misconfigured(format!(
+            "the identity pool needs the profile's ID token: {message}"
+        )),
         BrokerError::ShuttingDown => AttemptFailure::ShuttingDown,
         other => AttemptFailure::Internal(other.to_string()),
     }
