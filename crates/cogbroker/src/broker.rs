@@ -325,7 +325,97 @@ impl Broker {
         kind: TokenKind,
         min_ttl: Option<Duration>,
     ) -> Result<IssuedToken, BrokerError> {
-        token_of(self.handle(profile)?, &self.inner.shared, kind, min_ttl).await
+        let handle = self.handle(profile)?;
+        let shared = &self.inner.shared;
+        let mut refreshed = false;
+        // At most: decide, refresh, decide again. The second decision never asks to refresh.
+        for _ in 0..3 {
+            let snapshot = handle.snapshot();
+            let now = shared.clock.now();
+            let decision = policy::on_request(
+                now,
+                snapshot.token_times(),
+                &handle.info.tuning,
+                min_ttl,
+                &snapshot.backoff,
+                snapshot.can_refresh(),
+                refreshed,
+            );
+            match decision {
+                RequestDecision::Serve {
+                    refresh_in_background,
+                } => {
+                    if refresh_in_background && !snapshot.refreshing {
+                        handle.nudge(Command::Refresh {
+                            mode: Mode::Background,
+                            observed: snapshot.generation,
+                            reply: None,
+                        });
+                    }
+                    shared
+                        .metrics
+                        .token_request(if refreshed { "refreshed" } else { "hit" });
+                    return issue(handle, &snapshot, kind, now, false);
+                }
+                RequestDecision::ServeDegraded => {
+                    shared.metrics.token_request("degraded");
+                    return issue(handle, &snapshot, kind, now, true);
+                }
+                RequestDecision::Unavailable { retry_after } => {
+                    shared.metrics.token_request("unavailable");
+                    return Err(BrokerError::UpstreamUnavailable {
+                        retry_after,
+                        reason: snapshot.last_error.map_or_else(
+                            || "refresh backing off".to_owned(),
+                            |c| format!("last refresh failed: {c}"),
+                        ),
+                    });
+                }
+                RequestDecision::NoSession => {
+                    shared.metrics.token_request("login_required");
+                    return Err(BrokerError::login_required(
+                        profile,
+                        snapshot
+                            .login_required
+                            .clone()
+                            .unwrap_or_else(|| "not logged in".to_owned()),
+                    ));
+                }
+                RequestDecision::Refresh => {
+                    let outcome = handle
+                        .ask(|reply| Command::Refresh {
+                            mode: Mode::Blocking,
+                            observed: snapshot.generation,
+                            reply: Some(reply),
+                        })
+                        .await
+                        .unwrap_or(Err(AttemptFailure::ShuttingDown));
+                    refreshed = true;
+                    match outcome {
+                        // The session was replaced (login) or removed (logout) meanwhile:
+                        // decide again on what is there now.
+                        Ok(()) | Err(AttemptFailure::NoSession) => {}
+                        Err(failure) => {
+                            // Stale-while-revalidate: a still-valid token beats an error.
+                            let latest = handle.snapshot();
+                            let now = shared.clock.now();
+                            let valid = latest
+                                .token_times()
+                                .is_some_and(|times| !times.remaining(now).is_zero());
+                            if valid {
+                                shared.metrics.token_request("degraded");
+                                return issue(handle, &latest, kind, now, true);
+                            }
+                            shared.metrics.token_request("error");
+                            return Err(failure.into_error(profile));
+                        }
+                    }
+                }
+            }
+        }
+        Err(BrokerError::Internal(anyhow::anyhow!(
+            "token decision did not settle for profile {profile}"
+        )))
     }
 
     /// Refreshes now, joining an in-flight refresh. Errors are reported even while a valid
@@ -501,106 +591,6 @@ impl Broker {
             clock_skew_seconds: tokens.and_then(|t| t.clock_skew()),
         }
     }
-}
-
-/// The token path of [`Broker::token`], for one profile's handle (also what an AWS credentials
-/// fetch uses to get its ID token, so tokens keep their single flight and backoff).
-pub(crate) async fn token_of(
-    handle: &ProfileHandle,
-    shared: &Shared,
-    kind: TokenKind,
-    min_ttl: Option<Duration>,
-) -> Result<IssuedToken, BrokerError> {
-    let profile = handle.info.name.as_str();
-    let mut refreshed = false;
-    // At most: decide, refresh, decide again. The second decision never asks to refresh.
-    for _ in 0..3 {
-        let snapshot = handle.snapshot();
-        let now = shared.clock.now();
-        let decision = policy::on_request(
-            now,
-            snapshot.token_times(),
-            &handle.info.tuning,
-            min_ttl,
-            &snapshot.backoff,
-            snapshot.can_refresh(),
-            refreshed,
-        );
-        match decision {
-            RequestDecision::Serve {
-                refresh_in_background,
-            } => {
-                if refresh_in_background && !snapshot.refreshing {
-                    handle.nudge(Command::Refresh {
-                        mode: Mode::Background,
-                        observed: snapshot.generation,
-                        reply: None,
-                    });
-                }
-                shared
-                    .metrics
-                    .token_request(if refreshed { "refreshed" } else { "hit" });
-                return issue(handle, &snapshot, kind, now, false);
-            }
-            RequestDecision::ServeDegraded => {
-                shared.metrics.token_request("degraded");
-                return issue(handle, &snapshot, kind, now, true);
-            }
-            RequestDecision::Unavailable { retry_after } => {
-                shared.metrics.token_request("unavailable");
-                return Err(BrokerError::UpstreamUnavailable {
-                    retry_after,
-                    reason: snapshot.last_error.map_or_else(
-                        || "refresh backing off".to_owned(),
-                        |c| format!("last refresh failed: {c}"),
-                    ),
-                });
-            }
-            RequestDecision::NoSession => {
-                shared.metrics.token_request("login_required");
-                return Err(BrokerError::login_required(
-                    profile,
-                    snapshot
-                        .login_required
-                        .clone()
-                        .unwrap_or_else(|| "not logged in".to_owned()),
-                ));
-            }
-            RequestDecision::Refresh => {
-                let outcome = handle
-                    .ask(|reply| Command::Refresh {
-                        mode: Mode::Blocking,
-                        observed: snapshot.generation,
-                        reply: Some(reply),
-                    })
-                    .await
-                    .unwrap_or(Err(AttemptFailure::ShuttingDown));
-                refreshed = true;
-                match outcome {
-                    // The session was replaced (login) or removed (logout) meanwhile:
-                    // decide again on what is there now.
-                    Ok(()) | Err(AttemptFailure::NoSession) => {}
-                    Err(failure) => {
-                        // Stale-while-revalidate: a still-valid token beats an error.
-                        let latest = handle.snapshot();
-                        let now = shared.clock.now();
-                        let valid = latest
-                            .token_times()
-                            .is_some_and(|times| !times.remaining(now).is_zero());
-                        if valid {
-                            shared.metrics.token_request("degraded");
-                            return issue(handle, &latest, kind, now, true);
-                        }
-                        shared.metrics.token_request("error");
-                        return Err(failure.into_error(profile));
-                    }
-                }
-            }
-        }
-    }
-    Err(BrokerError::Internal(anyhow::anyhow!(
-        "token decision did not settle for profile {profile}"
-    )))
 }
 
 fn issue(

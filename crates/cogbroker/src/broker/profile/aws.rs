@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use cognito_auth::secret::IdToken;
 use cognito_auth::{AwsCredentials, ErrorCode};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use tokio::sync::{mpsc, oneshot};
 
 use tokio::task::{AbortHandle, Id};
@@ -23,8 +23,10 @@ use super::{Command, ProfileHandle, ProfileTask};
 use crate::broker::aws::{AwsSource, Grant, HeldCredentials, MAX_GRANTS, NewGrant, id_token_floor};
 use crate::broker::error::{AttemptFailure, AttemptOutcome, FailureClass, describe_error};
 use crate::broker::policy;
+use crate::broker::policy::RequestDecision;
 use crate::broker::source::TokenSource;
-use crate::broker::{BrokerError, BrokerEvent, Shared, TokenKind, token_of};
+use crate::broker::state::Snapshot;
+use crate::broker::{BrokerError, BrokerEvent, Shared};
 use crate::store::StoredIdentity;
 
 /// The AWS part of a profile task (present when the profile has an identity pool).
@@ -541,14 +543,12 @@ async fn fetch(
         .token_times()
         .map(|times| times.lifetime());
     let floor = id_token_floor(lifetime);
-    let issued = token_of(handle, shared, TokenKind::Id, Some(floor))
+    let id_token = id_token(handle, shared, floor)
         .await
         .map_err(|error| match error {
             BrokerError::ShuttingDown => FetchError::ShuttingDown,
             other => FetchError::Token(other),
         })?;
-    let id_token = IdToken::new(issued.token.expose_secret());
-    drop(issued);
     let mut identity = known.filter(|known| known.pool_id == source.pool_id());
     let options = &shared.options;
     let deadline = tokio::time::Instant::now() + options.blocking_deadline;
@@ -605,6 +605,87 @@ async fn fetch(
         Ok(result) => result,
         Err(_) => Err(FetchError::Deadline),
     }
+}
+
+/// An ID token with at least `floor` left, decided as a token request is (`policy::on_request`:
+/// the hand-out rules, the backoff, one refresh at most, joining the profile's single refresh in
+/// flight, a still-valid token rather than an error).
+async fn id_token(
+    handle: &ProfileHandle,
+    shared: &Shared,
+    floor: Duration,
+) -> Result<IdToken, BrokerError> {
+    let profile = handle.info.name.as_str();
+    let current = |snapshot: &Snapshot| {
+        snapshot
+            .tokens
+            .as_ref()
+            .map(|tokens| IdToken::new(tokens.id_token().expose_secret()))
+            .ok_or_else(|| BrokerError::login_required(profile, "not logged in"))
+    };
+    let mut refreshed = false;
+    for _ in 0..3 {
+        let snapshot = handle.snapshot();
+        let now = shared.clock.now();
+        match policy::on_request(
+            now,
+            snapshot.token_times(),
+            &handle.info.tuning,
+            Some(floor),
+            &snapshot.backoff,
+            snapshot.can_refresh(),
+            refreshed,
+        ) {
+            RequestDecision::Serve { .. } | RequestDecision::ServeDegraded => {
+                return current(&snapshot);
+            }
+            RequestDecision::Unavailable { retry_after } => {
+                return Err(BrokerError::UpstreamUnavailable {
+                    retry_after,
+                    reason: snapshot.last_error.map_or_else(
+                        || "token refresh backing off".to_owned(),
+                        |class| format!("last token refresh failed: {class}"),
+                    ),
+                });
+            }
+            RequestDecision::NoSession => {
+                return Err(BrokerError::login_required(
+                    profile,
+                    snapshot
+                        .login_required
+                        .clone()
+                        .unwrap_or_else(|| "not logged in".to_owned()),
+                ));
+            }
+            RequestDecision::Refresh => {
+                let outcome = handle
+                    .ask(|reply| Command::Refresh {
+                        mode: Mode::Blocking,
+                        observed: snapshot.generation,
+                        reply: Some(reply),
+                    })
+                    .await
+                    .unwrap_or(Err(AttemptFailure::ShuttingDown));
+                refreshed = true;
+                match outcome {
+                    Ok(()) | Err(AttemptFailure::NoSession) => {}
+                    Err(failure) => {
+                        let latest = handle.snapshot();
+                        let valid = latest
+                            .token_times()
+                            .is_some_and(|times| !times.remaining(shared.clock.now()).is_zero());
+                        if valid {
+                            return current(&latest);
+                        }
+                        return Err(failure.into_error(profile));
+                    }
+                }
+            }
+        }
+    }
+    Err(BrokerError::Internal(anyhow::anyhow!(
+        "the ID token decision did not settle for profile {profile}"
+    )))
 }
 
 /// One attempt. A cached identity id that the pool no longer accepts for this login (another
