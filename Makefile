@@ -8,9 +8,11 @@ PYTHON ?= python3
 
 # The pinned moto for `make interop` (shared/peers.md was checked against this version).
 MOTO_VERSION := 5.2.5
+# The real AWS clients of the interop AWS tests (AWS CLI v1, and boto3, which moto brings).
+AWSCLI_VERSION := 1.46.2
 VENV := target/interop-venv
 MOTO_SERVER := $(VENV)/bin/moto_server
-MOTO_STAMP := $(VENV)/.moto-$(MOTO_VERSION)
+MOTO_STAMP := $(VENV)/.moto-$(MOTO_VERSION)-awscli-$(AWSCLI_VERSION)
 
 # Where cargo puts its binaries: asked of cargo, so CARGO_TARGET_DIR (or `build.target-dir` in a
 # cargo config) is honoured. Expanded only by the targets that run a built binary.
@@ -32,7 +34,7 @@ help:
 	@echo 'make demo        build and run `cogbroker demo`: an emulator, the daemon, a login, tokens'
 	@echo 'make test        everything CI checks: fmt, clippy, build, unit + e2e tests, demo, interop, keyring, browser'
 	@echo 'make build       build the binaries (cogbroker, cognito-emulator)'
-	@echo 'make interop     the auth flows against moto (installs moto $(MOTO_VERSION) in $(VENV))'
+	@echo 'make interop     the auth flows against moto, AWS credentials with the AWS CLI and boto3 (installs them in $(VENV))'
 	@echo 'make keyring     the store against a real Secret Service (gnome-keyring in a private D-Bus)'
 	@echo 'make browser     a web page in headless Chromium cannot read a token from the TCP port'
 	@echo 'make lint        rustfmt --check and clippy -D warnings'
@@ -96,18 +98,20 @@ demo-once: build
 	'$(TARGET_DIR)/debug/cogbroker' demo --once
 
 $(MOTO_STAMP):
-	@echo '==> installing moto[server]==$(MOTO_VERSION) into $(VENV)'
+	@echo '==> installing moto[server]==$(MOTO_VERSION) and awscli==$(AWSCLI_VERSION) into $(VENV)'
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
 		echo 'make interop: `$(PYTHON) -m venv` is unavailable; install it (Debian: apt-get install python3-venv)' >&2; \
 		exit 1; }
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)' 'awscli==$(AWSCLI_VERSION)'
 	touch $@
 
-interop: $(MOTO_STAMP)
-	@echo '==> interop against moto $(MOTO_VERSION)'
-	COGBROKER_MOTO_SERVER='$(abspath $(MOTO_SERVER))' $(CARGO) test -p cogbroker-e2e --test interop
+# The AWS tests run the built `cogbroker` under the AWS CLI and boto3, hence `build`.
+interop: $(MOTO_STAMP) build
+	@echo '==> interop against moto $(MOTO_VERSION), the AWS CLI $(AWSCLI_VERSION) and boto3'
+	COGBROKER_MOTO_SERVER='$(abspath $(MOTO_SERVER))' COGBROKER_AWS_CLI='$(abspath $(VENV)/bin/aws)' \
+		COGBROKER_PYTHON='$(abspath $(VENV)/bin/python)' $(CARGO) test -p cogbroker-e2e --test interop
 
 # Installs the Secret Service when it is missing and we may (root with apt-get); otherwise says how.
 keyring-deps:

@@ -6,6 +6,7 @@
 //! policy, and (with `MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP=true`) TOTP codes against one fixed
 //! secret; it never checks the SRP maths, which `srp-vectors.json` and the emulator cover instead.
 
+mod aws;
 mod moto;
 
 use std::collections::BTreeMap;

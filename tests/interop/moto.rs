@@ -115,6 +115,54 @@ impl Moto {
         })
     }
 
+    /// Where this moto listens, e.g. `http://127.0.0.1:PORT/`.
+    pub(crate) fn endpoint(&self) -> &url::Url {
+        &self.endpoint
+    }
+
+    /// An identity pool whose provider is `pool`'s `client_id` (CreateIdentityPool, unsigned:
+    /// moto routes it to us-east-1). Returns its id.
+    pub(crate) async fn create_identity_pool(
+        &self,
+        pool_id: &str,
+        client_id: &str,
+    ) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .post(self.endpoint.clone())
+            .header(
+                "X-Amz-Target",
+                "AWSCognitoIdentityService.CreateIdentityPool",
+            )
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .body(
+                json!({
+                    "IdentityPoolName": "cogbroker_interop",
+                    "AllowUnauthenticatedIdentities": false,
+                    "CognitoIdentityProviders": [{
+                        "ProviderName": format!("cognito-idp.us-east-1.amazonaws.com/{pool_id}"),
+                        "ClientId": client_id,
+                    }],
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .context("send CreateIdentityPool to moto")?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .context("read CreateIdentityPool's reply")?;
+        ensure!(
+            status.is_success(),
+            "moto answered CreateIdentityPool with {status}: {text}"
+        );
+        let reply: Value = serde_json::from_str(&text)
+            .with_context(|| format!("CreateIdentityPool's reply is not JSON: {text}"))?;
+        string_at(&reply, &["IdentityPoolId"])
+    }
+
     /// A `cognito_auth` client pointed at this moto.
     pub(crate) fn cognito_client(&self) -> anyhow::Result<CognitoClient> {
         CognitoClient::new(self.endpoint.clone(), ClientOptions::default())

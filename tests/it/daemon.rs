@@ -546,6 +546,10 @@ fn demo_once_logs_in_refreshes_and_exits_zero() -> anyhow::Result<()> {
         "{text}"
     );
     ensure!(text.contains("refreshed"), "{text}");
+    ensure!(
+        text.contains("aws-credential-process demo") && text.contains("identity pool"),
+        "{text}"
+    );
     Ok(())
 }
 

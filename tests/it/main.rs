@@ -1,6 +1,7 @@
 //! End-to-end tests, one binary.
 mod audit;
 mod autostart;
+mod aws;
 mod cli;
 mod daemon;
 mod faults;

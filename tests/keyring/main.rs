@@ -75,6 +75,10 @@ fn session(refresh_token: &str, with_device: bool) -> StoredSession {
         }),
         rotates: None,
         refresh_unconfirmed: false,
+        identity: with_device.then(|| cogbroker::store::StoredIdentity {
+            pool_id: "us-east-1:0b7f3c2e-5d1a-4e8b-9c3f-2a6d8e4b1c7f".to_owned(),
+            identity_id: "us-east-1:11111111-2222-3333-4444-555555555555".to_owned(),
+        }),
     }
 }
 
@@ -111,6 +115,11 @@ fn assert_same(loaded: &StoredSession, expected: &StoredSession) -> anyhow::Resu
             loaded.as_ref().map(|device| &device.device_key)
         ),
     }
+    ensure!(
+        loaded.identity == expected.identity,
+        "identity read back as {:?}",
+        loaded.identity
+    );
     Ok(())
 }
 

@@ -288,6 +288,20 @@ pub enum Event {
         /// The profile.
         profile: String,
     },
+    /// New AWS credentials were published (never their values).
+    AwsCredentialsRefreshed {
+        /// The profile.
+        profile: String,
+        /// Their expiry, unix seconds.
+        expires_at: u64,
+    },
+    /// An AWS credentials fetch failed.
+    AwsCredentialsFailed {
+        /// The profile.
+        profile: String,
+        /// transient | throttled | login_required | terminal
+        class: String,
+    },
 }
 
 impl Event {
@@ -300,6 +314,8 @@ impl Event {
             Self::LoginFailed { .. } => "login_failed",
             Self::RefreshFailed { .. } => "refresh_failed",
             Self::LoggedOut { .. } => "logged_out",
+            Self::AwsCredentialsRefreshed { .. } => "aws_credentials_refreshed",
+            Self::AwsCredentialsFailed { .. } => "aws_credentials_failed",
         }
     }
 
@@ -311,9 +327,54 @@ impl Event {
             | Self::LoginCompleted { profile }
             | Self::LoginFailed { profile, .. }
             | Self::RefreshFailed { profile, .. }
-            | Self::LoggedOut { profile } => profile,
+            | Self::LoggedOut { profile }
+            | Self::AwsCredentialsRefreshed { profile, .. }
+            | Self::AwsCredentialsFailed { profile, .. } => profile,
         }
     }
+}
+
+/// `GET /v1/profiles/{p}/aws-credentials`: the container-credentials format the AWS SDKs read
+/// (`Token`, not `SessionToken`; `Expiration` RFC 3339 UTC). `Debug` hides every secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AwsCredentialsResponse {
+    /// `AccessKeyId`.
+    #[serde(with = "secret")]
+    pub access_key_id: SecretString,
+    /// `SecretAccessKey`.
+    #[serde(with = "secret")]
+    pub secret_access_key: SecretString,
+    /// The session token.
+    #[serde(with = "secret")]
+    pub token: SecretString,
+    /// Expiry, RFC 3339 UTC.
+    pub expiration: String,
+}
+
+/// The body of `POST /v1/profiles/{p}/aws-grants`: an empty object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsGrantRequest {}
+
+/// `POST /v1/profiles/{p}/aws-grants`: a bearer for one `exec --aws` child. `Debug` hides the
+/// token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AwsGrant {
+    /// Revokes it: `DELETE /v1/profiles/{p}/aws-grants/{grant_id}`.
+    pub grant_id: String,
+    /// What the child sends as `Authorization` (`AWS_CONTAINER_AUTHORIZATION_TOKEN`).
+    #[serde(with = "secret")]
+    pub token: SecretString,
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`: the route on the daemon's loopback TCP listener.
+    pub credentials_url: String,
+}
+
+/// `DELETE /v1/profiles/{p}/aws-grants/{id}`: `{"status": "revoked"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsGrantRevoked {
+    /// Always "revoked".
+    pub status: String,
 }
 
 /// (De)serialises a [`SecretString`] as a JSON string: the one place a wire secret is exposed.

@@ -10,9 +10,12 @@
 //! - [`policy`]: refresh timing as pure functions; [`state`]: the published snapshot;
 //! - [`error`]: errors in the broker's words (the server maps them to HTTP);
 //! - [`challenge`]: challenges as the API shows them, answers as the flow takes them;
+//! - [`aws`]: AWS credentials from an identity pool (the upstream calls, the published state,
+//!   the grants of `exec --aws`); the task's side is `profile/aws.rs`;
 //! - [`logins`]: which profile a login id belongs to; [`upstream`]: one HTTP client per
 //!   endpoint; [`types`]: the values callers get; `metrics`: Prometheus counters.
 
+pub mod aws;
 pub mod challenge;
 pub mod error;
 pub mod logins;
@@ -229,6 +232,14 @@ impl Broker {
                     jitter: profile::random_fraction(entropy.as_ref()),
                     refresh_before: config.refresh_before,
                 },
+                aws: config.aws.is_some(),
+            };
+            let aws = match &config.aws {
+                Some(aws) => Some(
+                    aws::AwsSource::new(name, aws.clone(), &upstreams)
+                        .map_err(|error| anyhow::anyhow!("profile {name}: {error}"))?,
+                ),
+                None => None,
             };
             let source = match config.grant {
                 Grant::ClientCredentials => {
@@ -255,7 +266,7 @@ impl Broker {
             };
             profiles.insert(
                 name.to_string(),
-                profile::spawn(info, source, shared.clone()),
+                profile::spawn(info, source, aws, shared.clone()),
             );
         }
         Ok(Self {

@@ -113,6 +113,8 @@ pub enum Command {
     Env(helpers::EnvArgs),
     /// Run a command with the token in its environment (no shell; its exit status is ours)
     Exec(helpers::ExecArgs),
+    /// AWS credential_process: credential_process = cogbroker aws-credential-process P
+    AwsCredentialProcess(helpers::AwsCredentialProcessArgs),
     /// Configure git, docker, kubectl, cargo or the AWS tools to ask cogbroker (shows the
     /// change, then writes it; idempotent; keeps the file's other settings)
     Setup(setup::SetupArgs),
@@ -318,6 +320,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Goauth(args) => helpers::goauth(&cli.global, &args),
         Command::Env(args) => helpers::env(&cli.global, &args),
         Command::Exec(args) => helpers::exec(&cli.global, &args),
+        Command::AwsCredentialProcess(args) => helpers::aws_credential_process(&cli.global, &args),
         Command::Setup(args) => setup::run(&cli.global, &args),
     }
 }

@@ -19,8 +19,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use zeroize::Zeroizing;
 
 use crate::api::{
-    AnswerBody, Cancelled, ErrorBody, Health, LoggedOut, LoginOutcome, LoginRequest, LogoutRequest,
-    ProfileList, ProfileStatus, REQUEST_HEADER, RefreshRequest, TokenKind, TokenResponse, path,
+    AnswerBody, AwsCredentialsResponse, AwsGrant, AwsGrantRequest, AwsGrantRevoked, Cancelled,
+    ErrorBody, Health, LoggedOut, LoginOutcome, LoginRequest, LogoutRequest, ProfileList,
+    ProfileStatus, REQUEST_HEADER, RefreshRequest, TokenKind, TokenResponse, path,
 };
 
 /// How to start the daemon, appended to every "not reachable" message.
@@ -208,6 +209,38 @@ impl DaemonClient {
         min_ttl: Option<Duration>,
     ) -> Result<TokenResponse, ClientError> {
         self.get(&path::token(profile, kind, min_ttl)).await
+    }
+
+    /// `GET /v1/profiles/{p}/aws-credentials` (as an API call, with `X-Cogbroker-Request`).
+    pub async fn aws_credentials(
+        &self,
+        profile: &str,
+        min_ttl: Option<Duration>,
+    ) -> Result<AwsCredentialsResponse, ClientError> {
+        let mut path = path::aws_credentials(profile);
+        if let Some(min_ttl) = min_ttl {
+            let seconds = min_ttl.as_secs().min(crate::api::MAX_MIN_TTL.as_secs());
+            path.push_str(&format!("?min_ttl={seconds}"));
+        }
+        self.get(&path).await
+    }
+
+    /// `POST /v1/profiles/{p}/aws-grants`: a bearer for one `exec --aws` child.
+    pub async fn aws_grant(&self, profile: &str) -> Result<AwsGrant, ClientError> {
+        self.post(&path::aws_grants(profile), &AwsGrantRequest {})
+            .await
+    }
+
+    /// `DELETE /v1/profiles/{p}/aws-grants/{id}`.
+    pub async fn aws_revoke(
+        &self,
+        profile: &str,
+        grant_id: &str,
+    ) -> Result<AwsGrantRevoked, ClientError> {
+        let reply = self
+            .send(Method::DELETE, &path::aws_grant(profile, grant_id), None)
+            .await?;
+        self.decode(reply)
     }
 
     /// `POST /v1/profiles/{p}/login`.

@@ -24,6 +24,9 @@ pub use ways::{
 };
 
 mod ways;
+pub use aws::{AwsConfig, IdentityFlow};
+
+mod aws;
 
 /// The default loopback address of the HTTP listener.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7467";
@@ -203,6 +206,9 @@ pub struct ProfileConfig {
     pub oauth: Option<OAuthSettings>,
     /// Files kept holding the current token (`[[profiles.P.sinks]]`).
     pub sinks: Vec<SinkConfig>,
+    /// The identity pool that turns this profile's ID token into AWS credentials, if any
+    /// (`identity_pool_id` and its keys, design.md §13).
+    pub aws: Option<AwsConfig>,
 }
 
 impl ProfileConfig {
@@ -525,6 +531,12 @@ struct RawProfile {
     redirect_uri: Option<Spanned<String>>,
     identity_provider: Option<Spanned<String>>,
     sinks: Option<Vec<Spanned<ways::RawSink>>>,
+    identity_pool_id: Option<Spanned<String>>,
+    identity_endpoint: Option<Spanned<String>>,
+    identity_flow: Option<Spanned<String>>,
+    role_arn: Option<Spanned<String>>,
+    sts_endpoint: Option<Spanned<String>>,
+    logins_provider: Option<Spanned<String>>,
 }
 
 struct Ctx<'a> {
@@ -1280,6 +1292,31 @@ fn validate_profile(
             "client_credentials issues access tokens only; use token_kind = \"access\"",
         );
     }
+    let aws = aws::validate(
+        ctx,
+        aws::RawAws {
+            identity_pool_id: raw.identity_pool_id,
+            identity_endpoint: raw.identity_endpoint,
+            identity_flow: raw.identity_flow,
+            role_arn: raw.role_arn,
+            sts_endpoint: raw.sts_endpoint,
+            logins_provider: raw.logins_provider,
+        },
+        &aws::ProfileFacts {
+            name: name.as_str(),
+            endpoint: endpoint.as_ref(),
+            variant: endpoint_variant,
+            user_pool_region: &region,
+            user_pool_id: user_pool_id.as_ref(),
+        },
+    );
+    if grant == Grant::ClientCredentials && aws.is_some() {
+        ctx.error_at(
+            table.clone(),
+            &key("identity_pool_id"),
+            "an identity pool trades an ID token for AWS credentials, and client_credentials issues none; use a user-pool or browser profile",
+        );
+    }
 
     if ctx.errors.len() != errors_before {
         return None;
@@ -1304,6 +1341,7 @@ fn validate_profile(
         grant,
         oauth,
         sinks,
+        aws,
     })
 }
 

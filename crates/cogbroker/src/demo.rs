@@ -25,6 +25,7 @@ const DEMO_POOL: &str = "us-east-1_Demo1";
 const DEMO_CLIENT: &str = "demo-public";
 const DEMO_USER: &str = "demo";
 const DEMO_PROFILE: &str = "demo";
+const DEMO_IDENTITY_POOL: &str = "us-east-1:6f1f1f4e-2b1a-4c3d-9e8f-0a1b2c3d4e5f";
 const PREFERRED_PORT: u16 = 7467;
 
 /// Runs the demo (blocking until Ctrl-C, or until one refresh with `once`).
@@ -121,6 +122,10 @@ async fn demonstrate(
         .await
         .context("getting the demo token failed")?;
     let token = first.token.expose_secret();
+    let aws = unix_client
+        .aws_credentials(DEMO_PROFILE, None)
+        .await
+        .context("getting the demo AWS credentials failed")?;
     // The login itself published tokens too: only a later expiry is a refresh.
     let first_expiry = std::time::SystemTime::now() + Duration::from_secs(first.expires_in);
 
@@ -146,6 +151,16 @@ async fn demonstrate(
         "  login      SRP as {DEMO_USER}: access token {}… valid {token_seconds} s, refreshed in the background\n",
         token.chars().take(16).collect::<String>()
     );
+    let _ = writeln!(
+        banner,
+        "  aws        identity pool {DEMO_IDENTITY_POOL}: key {}… until {}\n",
+        aws.access_key_id
+            .expose_secret()
+            .chars()
+            .take(8)
+            .collect::<String>(),
+        aws.expiration
+    );
     let _ = writeln!(banner, "Get a token from another terminal:\n");
     let _ = writeln!(banner, "  {cli} --socket {socket_text} token demo");
     let _ = writeln!(
@@ -162,7 +177,15 @@ async fn demonstrate(
     );
     let _ = writeln!(
         banner,
-        "  curl -s -H 'X-Cogbroker-Request: 1' http://{tcp}/v1/profiles/demo\n"
+        "  curl -s -H 'X-Cogbroker-Request: 1' http://{tcp}/v1/profiles/demo"
+    );
+    let _ = writeln!(
+        banner,
+        "  {cli} --socket {socket_text} aws-credential-process demo     (AWS credentials, docs/aws.md)"
+    );
+    let _ = writeln!(
+        banner,
+        "  {cli} --socket {socket_text} exec demo --aws -- env\n"
     );
     let _ = writeln!(
         banner,
@@ -301,6 +324,13 @@ username = "{DEMO_USER}"
 password = "{DEMO_PASSWORD}"
 status = "CONFIRMED"
 email = "demo@example.com"
+
+[[identity_pools]]
+id = "{DEMO_IDENTITY_POOL}"
+user_pool = "{DEMO_POOL}"
+client_id = "{DEMO_CLIENT}"
+credentials_ttl = 3600
+roles = {{ authenticated = "arn:aws:iam::123456789012:role/DemoAuthenticated" }}
 "#
     )
 }
@@ -320,6 +350,7 @@ user_pool_id = "{DEMO_POOL}"
 client_id = "{DEMO_CLIENT}"
 username = "{DEMO_USER}"
 endpoint = "{endpoint}"
+identity_pool_id = "{DEMO_IDENTITY_POOL}"
 "#,
         socket = toml_string(&socket.display().to_string()),
         state_dir = toml_string(&state_dir.display().to_string()),

@@ -11,6 +11,7 @@
 //! - [`goauth`]: Go's `GOAUTH` command form (URL prefixes, then header lines).
 //! - [`env`]: `export` lines for sh, fish and PowerShell.
 
+pub mod aws;
 pub mod bazel;
 pub mod cargo;
 pub mod docker;

@@ -12,8 +12,11 @@
 //! - `parse`: paths, the token query and JSON bodies into [`crate::api`] request types.
 //! - `errors`: [`ApiError`], the only place that knows HTTP status codes.
 //! - `wire`: the broker's answers as [`crate::api`] types.
+//! - `aws`: the container-credentials route the AWS SDKs call (exempt from the
+//!   `X-Cogbroker-Request` rule, guarded by a per-child grant) and the grants of `exec --aws`.
 
 mod accept;
+mod aws;
 mod checks;
 mod errors;
 mod parse;
@@ -67,7 +70,9 @@ impl Default for ServerOptions {
 /// extension (the accept loop of [`serve`] inserts it); without one they are refused.
 /// `tcp_port` is the port `Host` must name on TCP connections.
 pub fn router(broker: Broker, options: &ServerOptions, tcp_port: Option<u16>) -> Router {
-    build_router(broker, options, tcp_port, CancellationToken::new())
+    let tcp =
+        tcp_port.map(|port| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)));
+    build_router(broker, options, tcp, CancellationToken::new())
 }
 
 /// Serves `listeners` until `shutdown` is cancelled; then stops accepting (removing our socket
@@ -82,7 +87,7 @@ pub async fn serve(
     let app = build_router(
         broker.clone(),
         &options,
-        listeners.tcp_port(),
+        listeners.tcp_addr(),
         shutdown.clone(),
     );
     accept::serve_app(listeners, app, &options, shutdown).await?;
@@ -93,13 +98,13 @@ pub async fn serve(
 fn build_router(
     broker: Broker,
     options: &ServerOptions,
-    tcp_port: Option<u16>,
+    tcp: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
 ) -> Router {
-    let routes = routes::routes(broker, options, shutdown);
+    let routes = routes::routes(broker, options, shutdown, tcp);
     let checks = checks::Checks {
         api_key: options.api_key.clone().map(std::sync::Arc::new),
-        tcp_port,
+        tcp_port: tcp.map(|addr| addr.port()),
         our_uid: listen::our_uid(),
         header_limit: options.header_limit,
     };

@@ -46,6 +46,20 @@ pub struct StoredSession {
     /// may already hold a new refresh token and keep the old one only for its grace period, so
     /// a restart must refresh at once rather than wait for a caller.
     pub refresh_unconfirmed: bool,
+    /// The identity-pool identity GetId gave this session's user (GetId is quota-limited: it is
+    /// asked once per user, not per refresh nor per restart).
+    pub identity: Option<StoredIdentity>,
+}
+
+/// An identity pool's identity id for the session's user, with the pool it belongs to (a
+/// changed `identity_pool_id` asks GetId again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredIdentity {
+    /// The identity pool, `<region>:<uuid>`.
+    pub pool_id: String,
+    /// The identity id, `<region>:<uuid>` (not a secret: it grants nothing without a login).
+    pub identity_id: String,
 }
 
 impl StoredSession {
@@ -61,6 +75,7 @@ impl StoredSession {
             device,
             rotates: None,
             refresh_unconfirmed: false,
+            identity: None,
         }
     }
 }
@@ -73,6 +88,7 @@ impl fmt::Debug for StoredSession {
             .field("device", &self.device.as_ref().map(|d| &d.device_key))
             .field("rotates", &self.rotates)
             .field("refresh_unconfirmed", &self.refresh_unconfirmed)
+            .field("identity", &self.identity)
             .finish()
     }
 }
@@ -145,6 +161,8 @@ struct Record {
     rotates: Option<bool>,
     #[serde(default, skip_serializing_if = "is_false")]
     refresh_unconfirmed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    identity: Option<StoredIdentity>,
 }
 
 // Serde's `skip_serializing_if` takes a reference.
@@ -167,6 +185,8 @@ struct MetaRecord {
     rotates: Option<bool>,
     #[serde(default, skip_serializing_if = "is_false")]
     refresh_unconfirmed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    identity: Option<StoredIdentity>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -229,6 +249,7 @@ fn encode_record(session: &StoredSession) -> anyhow::Result<Zeroizing<Vec<u8>>> 
         device: session.device.as_ref().map(device_record),
         rotates: session.rotates,
         refresh_unconfirmed: session.refresh_unconfirmed,
+        identity: session.identity.clone(),
     };
     Ok(Zeroizing::new(
         serde_json::to_vec(&record).context("cannot encode the session")?,
@@ -257,6 +278,7 @@ fn decode_record(bytes: &[u8], what: &str) -> anyhow::Result<StoredSession> {
         device: record.device.as_ref().map(device_from_record),
         rotates: record.rotates,
         refresh_unconfirmed: record.refresh_unconfirmed,
+        identity: record.identity.clone(),
     })
 }
 
@@ -690,6 +712,7 @@ impl SecretStore for KeyringStore {
                     .and_then(|m| m.device.as_ref().map(device_from_record)),
                 rotates: meta.as_ref().and_then(|m| m.rotates),
                 refresh_unconfirmed: meta.as_ref().is_some_and(|m| m.refresh_unconfirmed),
+                identity: meta.as_ref().and_then(|m| m.identity.clone()),
             }))
         })?
     }
@@ -703,6 +726,7 @@ impl SecretStore for KeyringStore {
                 device: session.device.as_ref().map(device_record),
                 rotates: session.rotates,
                 refresh_unconfirmed: session.refresh_unconfirmed,
+                identity: session.identity.clone(),
             })
             .context("cannot encode the session record")?,
         );

@@ -34,6 +34,45 @@ pub mod route {
     pub const EVENTS: &str = "/v1/profiles/{profile}/events";
     /// `POST` / `DELETE /v1/logins/{id}`.
     pub const PENDING_LOGIN: &str = "/v1/logins/{login_id}";
+    /// `GET /v1/profiles/{p}/aws-credentials`.
+    pub const AWS_CREDENTIALS: &str = "/v1/profiles/{profile}/aws-credentials";
+    /// `POST /v1/profiles/{p}/aws-grants`.
+    pub const AWS_GRANTS: &str = "/v1/profiles/{profile}/aws-grants";
+    /// `DELETE /v1/profiles/{p}/aws-grants/{id}`.
+    pub const AWS_GRANT: &str = "/v1/profiles/{profile}/aws-grants/{grant_id}";
+}
+
+/// The last segment of the AWS credentials route (the one route SDKs call, see
+/// [`is_aws_credentials`]).
+pub const AWS_CREDENTIALS_SEGMENT: &str = "aws-credentials";
+
+/// `/v1/profiles/{p}/aws-credentials`.
+pub fn aws_credentials(profile: &str) -> String {
+    format!("{}/{AWS_CREDENTIALS_SEGMENT}", self::profile(profile))
+}
+
+/// `/v1/profiles/{p}/aws-grants`.
+pub fn aws_grants(profile: &str) -> String {
+    format!("{}/aws-grants", self::profile(profile))
+}
+
+/// `/v1/profiles/{p}/aws-grants/{id}`.
+pub fn aws_grant(profile: &str, grant_id: &str) -> String {
+    format!(
+        "{}/aws-grants/{}",
+        self::profile(profile),
+        segment(grant_id)
+    )
+}
+
+/// Whether `path` is `/v1/profiles/<one segment>/aws-credentials`: the route the AWS SDKs'
+/// container provider calls, which cannot send `X-Cogbroker-Request`.
+pub fn is_aws_credentials(path: &str) -> bool {
+    path.strip_prefix(PROFILES)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|rest| rest.strip_suffix(AWS_CREDENTIALS_SEGMENT))
+        .and_then(|rest| rest.strip_suffix('/'))
+        .is_some_and(|profile| !profile.is_empty() && !profile.contains('/'))
 }
 
 /// `/v1/audit`, or `/v1/audit?profile=P`.

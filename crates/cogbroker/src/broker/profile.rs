@@ -9,6 +9,7 @@
 //! newer login (a login or logout aborts the in-flight refresh job and answers its waiters
 //! first, and a result is applied only if it comes from the job in the slot).
 
+mod aws;
 mod jobs;
 mod login;
 mod refresh;
@@ -21,6 +22,7 @@ use cognito_auth::PendingLogin;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, Id, JoinSet};
 
+pub(crate) use aws::AwsRoom;
 use jobs::Done;
 pub(crate) use jobs::Mode;
 pub(crate) use jobs::random_fraction;
@@ -78,6 +80,23 @@ pub(crate) enum Command {
     /// An explicit refresh is coming: forget that upstream refused the configuration, so it is
     /// tried again (once).
     ClearMisconfigured,
+    /// Fetch AWS credentials (or join the fetch in flight); like `Refresh`, with the AWS
+    /// generation as `observed`.
+    AwsRefresh {
+        mode: Mode,
+        observed: u64,
+        reply: Option<oneshot::Sender<AttemptOutcome>>,
+    },
+    /// A grant for an `exec --aws` child, ended when the process `pid` ends (if given).
+    AwsGrant {
+        pid: Option<i32>,
+        reply: oneshot::Sender<Result<super::aws::NewGrant, BrokerError>>,
+    },
+    /// Ends a grant.
+    AwsRevoke {
+        grant_id: String,
+        reply: Option<oneshot::Sender<bool>>,
+    },
     /// Finish the jobs in flight (persisting their results), then end.
     Stop,
     /// The refresh token held in memory (tests check it matches what was persisted).
@@ -98,6 +117,8 @@ pub(crate) struct ProfileInfo {
     /// Files kept holding the current token; a profile with sinks is kept fresh without a
     /// caller (its first tokens are fetched on the first tick).
     pub(crate) sinks: Vec<crate::config::SinkConfig>,
+    /// The profile has an identity pool (AWS credentials).
+    pub(crate) aws: bool,
 }
 
 /// The readers' side of a profile: its published snapshot and its task's mailbox.
@@ -183,12 +204,15 @@ pub(crate) struct ProfileTask<S> {
     stopping: bool,
     /// Logged out: the sinks are not refilled by the tick until someone asks for a token.
     dormant: bool,
+    /// AWS credentials, when the profile has an identity pool.
+    aws: Option<AwsRoom>,
 }
 
 /// Starts the task of one profile on the shared tracker and returns its handle.
 pub(crate) fn spawn<S: TokenSource>(
     info: ProfileInfo,
     source: S,
+    aws: Option<super::aws::AwsSource>,
     shared: Arc<Shared>,
 ) -> ProfileHandle {
     let info = Arc::new(info);
@@ -197,6 +221,7 @@ pub(crate) fn spawn<S: TokenSource>(
         has_session: source.sessionless(),
         ..Snapshot::default()
     }));
+    let aws = aws.map(|source| AwsRoom::new(source, commands.downgrade()));
     let task = ProfileTask {
         info: info.clone(),
         source: Arc::new(source),
@@ -210,6 +235,7 @@ pub(crate) fn spawn<S: TokenSource>(
         due: None,
         stopping: false,
         dormant: false,
+        aws,
     };
     shared.tasks.spawn(task.run(mailbox));
     ProfileHandle {
@@ -289,6 +315,7 @@ impl<S: TokenSource> ProfileTask<S> {
     fn stop(&mut self) {
         self.stopping = true;
         self.due = None;
+        self.aws_stop();
         if let LoginSlot::Pending { login_id, .. } | LoginSlot::Browser { login_id, .. } =
             &self.login
         {
@@ -324,6 +351,20 @@ impl<S: TokenSource> ProfileTask<S> {
             Command::ClearMisconfigured => {
                 if self.snapshot().misconfigured.is_some() {
                     self.publish_flags(|s| s.misconfigured = None);
+                }
+            }
+            Command::AwsRefresh {
+                mode,
+                observed,
+                reply,
+            } => self.aws_refresh(mode, observed, reply),
+            Command::AwsGrant { pid, reply } => {
+                let _ = reply.send(self.aws_grant(pid));
+            }
+            Command::AwsRevoke { grant_id, reply } => {
+                let revoked = self.aws_revoke(&grant_id);
+                if let Some(reply) = reply {
+                    let _ = reply.send(revoked);
                 }
             }
             Command::Stop => self.stop(),
@@ -421,6 +462,7 @@ impl<S: TokenSource> ProfileTask<S> {
     async fn tick(&mut self) {
         let now = self.now();
         self.expire_logins(now);
+        self.aws_tick();
         let snapshot = self.snapshot();
         if snapshot.persistence_degraded {
             self.retry_persist().await;
@@ -505,11 +547,13 @@ impl<S: TokenSource> ProfileTask<S> {
             }
             Done::LoginStep(result) => self.on_login_step(job, result).await,
             Done::LoggedOut { reply, erased } => self.finish_logout(reply, erased),
+            Done::Aws(done) => self.on_aws_done(job, done).await,
         }
     }
 
     /// A job panicked or was aborted.
     fn on_job_lost(&mut self, job: Id) {
+        self.aws_job_lost(job);
         if self.refresh.as_ref().is_some_and(|f| f.job.id() == job) {
             self.finish_refresh(Err(AttemptFailure::Internal(
                 "the refresh task ended without an answer".to_owned(),

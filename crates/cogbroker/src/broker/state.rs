@@ -42,6 +42,8 @@ pub(crate) struct Snapshot {
     /// Upstream refused the profile's configuration (client secret, scopes): why. No refresh
     /// is attempted until an explicit one (or a restart with a new configuration).
     pub(crate) misconfigured: Option<String>,
+    /// AWS credentials from the identity pool, their fetch state and the live grants.
+    pub(crate) aws: super::aws::AwsSnapshot,
 }
 
 /// Where a profile's login stands, as readers see it.

@@ -1402,6 +1402,7 @@ async fn a_black_hole_upstream_gets_503_within_the_deadline() {
                 device: None,
                 rotates: None,
                 refresh_unconfirmed: false,
+                identity: None,
             },
         )
         .unwrap();
@@ -1539,6 +1540,7 @@ async fn restored_broker(endpoint: &str, store: Arc<MemoryStore>) -> Broker {
                 device: None,
                 rotates: None,
                 refresh_unconfirmed: false,
+                identity: None,
             },
         )
         .unwrap();
@@ -2209,6 +2211,7 @@ async fn limit_exceeded_is_retried_like_throttling() {
     assert_eq!(broker.status("dev").unwrap().state, "fresh");
 }
 
+mod aws;
 mod browser;
 mod client_credentials;
 mod restart;

@@ -204,6 +204,21 @@ pub enum BrokerEvent {
         /// The profile.
         profile: String,
     },
+    /// New AWS credentials were published.
+    AwsCredentialsRefreshed {
+        /// The profile.
+        profile: String,
+        /// Their expiry (unix seconds when serialised).
+        #[serde(serialize_with = "serialize_unix")]
+        expires_at: SystemTime,
+    },
+    /// An AWS credentials fetch failed.
+    AwsCredentialsFailed {
+        /// The profile.
+        profile: String,
+        /// transient | throttled | login_required | terminal
+        class: String,
+    },
 }
 
 impl BrokerEvent {
@@ -215,7 +230,9 @@ impl BrokerEvent {
             | Self::LoginCompleted { profile }
             | Self::LoginFailed { profile, .. }
             | Self::RefreshFailed { profile, .. }
-            | Self::LoggedOut { profile } => profile,
+            | Self::LoggedOut { profile }
+            | Self::AwsCredentialsRefreshed { profile, .. }
+            | Self::AwsCredentialsFailed { profile, .. } => profile,
         }
     }
 
@@ -228,6 +245,8 @@ impl BrokerEvent {
             Self::LoginFailed { .. } => "login_failed",
             Self::RefreshFailed { .. } => "refresh_failed",
             Self::LoggedOut { .. } => "logged_out",
+            Self::AwsCredentialsRefreshed { .. } => "aws_credentials_refreshed",
+            Self::AwsCredentialsFailed { .. } => "aws_credentials_failed",
         }
     }
 }

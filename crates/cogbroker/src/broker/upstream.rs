@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use cognito_auth::{ClientOptions, CognitoClient};
+use cognito_auth::{ClientOptions, CognitoClient, IdentityClient, StsClient};
 use url::Url;
 
 use super::BrokerError;
@@ -17,6 +17,8 @@ pub(crate) struct Upstreams {
     connect_timeout: Duration,
     request_timeout: Duration,
     clients: Mutex<HashMap<Url, CognitoClient>>,
+    identity: Mutex<HashMap<Url, IdentityClient>>,
+    sts: Mutex<HashMap<Url, StsClient>>,
 }
 
 impl Upstreams {
@@ -25,6 +27,8 @@ impl Upstreams {
             connect_timeout,
             request_timeout,
             clients: Mutex::new(HashMap::new()),
+            identity: Mutex::new(HashMap::new()),
+            sts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -35,6 +39,35 @@ impl Upstreams {
             request_timeout: self.request_timeout,
             user_agent: format!("cogbroker/{}", env!("CARGO_PKG_VERSION")),
         }
+    }
+
+    /// The cognito-identity client for `endpoint` (a clone sharing the pool).
+    pub(crate) fn identity(&self, endpoint: &Url) -> Result<IdentityClient, BrokerError> {
+        let mut clients = self.identity.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(endpoint) {
+            return Ok(client.clone());
+        }
+        let client =
+            IdentityClient::new(endpoint.clone(), self.client_options()).map_err(|error| {
+                BrokerError::Misconfigured(format!(
+                    "cannot use the identity endpoint {endpoint}: {error}"
+                ))
+            })?;
+        clients.insert(endpoint.clone(), client.clone());
+        Ok(client)
+    }
+
+    /// The STS client for `endpoint` (a clone sharing the pool).
+    pub(crate) fn sts(&self, endpoint: &Url) -> Result<StsClient, BrokerError> {
+        let mut clients = self.sts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(endpoint) {
+            return Ok(client.clone());
+        }
+        let client = StsClient::new(endpoint.clone(), self.client_options()).map_err(|error| {
+            BrokerError::Misconfigured(format!("cannot use the STS endpoint {endpoint}: {error}"))
+        })?;
+        clients.insert(endpoint.clone(), client.clone());
+        Ok(client)
     }
 
     /// The client for `endpoint` (a clone sharing the pool). Only called when a profile builds

@@ -19,7 +19,9 @@ use subtle::ConstantTimeEq as _;
 use super::{Cli, Command, Daemon, GlobalArgs, TokenKindArg, UsageError, block_on};
 use crate::api::TokenResponse;
 use crate::config::{ProfileConfig, TokenKind};
-use crate::helpers::{self, Credential, MAX_INPUT, bazel, cargo, docker, env, git, goauth, kube};
+use crate::helpers::{
+    self, Credential, MAX_INPUT, aws, bazel, cargo, docker, env, git, goauth, kube,
+};
 
 /// The largest `min_ttl` the API takes: asking for it gets one refresh unless the token was
 /// minted in the last few seconds (design.md §8), which is what rate-limits a consumer's
@@ -152,9 +154,20 @@ pub struct ExecArgs {
     /// How the token file is written
     #[arg(long, value_enum, default_value = "raw", requires = "token_file")]
     pub token_format: TokenFileFormat,
+    /// Also serve the profile's AWS credentials to the command (AWS_CONTAINER_CREDENTIALS_FULL_URI
+    /// and a grant that ends with it; other AWS credential variables removed)
+    #[arg(long, conflicts_with = "token_file")]
+    pub aws: bool,
     /// The command and its arguments, after `--` (run directly, no shell)
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// `aws-credential-process`.
+#[derive(Debug, Args)]
+pub struct AwsCredentialProcessArgs {
+    /// The profile (one with an identity_pool_id)
+    pub profile: String,
 }
 
 /// `env --shell`.
@@ -663,6 +676,9 @@ pub(crate) fn exec(global: &GlobalArgs, args: &ExecArgs) -> anyhow::Result<()> {
         .ok_or_else(|| UsageError("exec needs a command after `--`".to_owned()))?;
     let broker = Broker::connect(global)?;
     let kind = broker.kind(&args.profile, args.kind, TokenKind::Access);
+    if args.aws {
+        return exec_with_aws(&broker, args, kind, program, rest);
+    }
     // The child can ask the same daemon again (`cogbroker token`, or the API on the socket).
     let socket = match broker.target() {
         crate::client::Target::Unix(path) => Some(path.clone()),
@@ -704,6 +720,144 @@ pub(crate) fn exec(global: &GlobalArgs, args: &ExecArgs) -> anyhow::Result<()> {
         program.to_string_lossy()
     );
     std::process::exit(code);
+}
+
+/// `aws-credential-process P`: the profile's AWS credentials as the `credential_process`
+/// JSON on stdout. Login needed: exit 4 naming `cogbroker login P` on stderr, nothing on stdout.
+pub(crate) fn aws_credential_process(
+    global: &GlobalArgs,
+    args: &AwsCredentialProcessArgs,
+) -> anyhow::Result<()> {
+    let broker = Broker::connect(global)?;
+    let credentials = block_on(async {
+        broker
+            .daemon
+            .client
+            .aws_credentials(&args.profile, None)
+            .await
+            .map_err(|error| error.with_login_hint(&args.profile))
+            .with_context(|| format!("getting AWS credentials for {} failed", args.profile))
+    })?;
+    write_stdout(&aws::credential_process_output(&credentials))
+}
+
+/// `exec P --aws -- cmd…`: the command runs as our child, served AWS credentials through the
+/// container provider with a grant of its own; when it ends the grant is revoked (and the
+/// daemon ends it anyway once this process is gone), and its exit status is ours.
+fn exec_with_aws(
+    broker: &Broker,
+    args: &ExecArgs,
+    kind: TokenKind,
+    program: &OsString,
+    rest: &[OsString],
+) -> anyhow::Result<()> {
+    let profile = args.profile.as_str();
+    let client = &broker.daemon.client;
+    let code = block_on(async {
+        let credential = broker.token(profile, kind, None).await?;
+        let grant = client
+            .aws_grant(profile)
+            .await
+            .map_err(|error| error.with_login_hint(profile))
+            .with_context(|| format!("setting up AWS credentials for {profile} failed"))?;
+        // Fail now, with the CLI's exit code, rather than inside the child's first AWS call.
+        let checked = client
+            .aws_credentials(profile, None)
+            .await
+            .map_err(|error| error.with_login_hint(profile))
+            .with_context(|| format!("getting AWS credentials for {profile} failed"));
+        if let Err(error) = checked {
+            let _ = client.aws_revoke(profile, &grant.grant_id).await;
+            return Err(error);
+        }
+        let mut command = tokio::process::Command::new(program);
+        command.args(rest).env(&args.var, credential.secret());
+        for name in aws::CONFLICTING_VARS {
+            command.env_remove(name);
+        }
+        for (name, value) in aws::container_env(&grant) {
+            command.env(name, value);
+        }
+        let status = run_child(command, program).await;
+        if let Err(error) = client.aws_revoke(profile, &grant.grant_id).await {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "cogbroker: revoking the child's AWS grant failed ({error}); the daemon ends it once this process has exited"
+            );
+        }
+        Ok(status)
+    })?;
+    std::process::exit(code);
+}
+
+/// Runs the child to its end and returns the exit code we should exit with (128 + the signal
+/// if one ended it; 126/127 if it could not start). SIGTERM and SIGHUP sent to us are passed on;
+/// SIGINT and SIGQUIT from the terminal reach the child by its process group, so we only keep
+/// them from ending us first.
+async fn run_child(mut command: tokio::process::Command, program: &OsString) -> i32 {
+    use std::os::unix::process::ExitStatusExt as _;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "cogbroker: running {} failed: {error}",
+                program.to_string_lossy()
+            );
+            return match error.kind() {
+                std::io::ErrorKind::NotFound => 127,
+                _ => 126,
+            };
+        }
+    };
+    let streams = [
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+        SignalKind::interrupt(),
+        SignalKind::quit(),
+    ]
+    .map(|kind| signal(kind).ok());
+    let [mut term, mut hup, mut int, mut quit] = streams;
+    let pass_on = |child: &tokio::process::Child, signal: rustix::process::Signal| {
+        if let Some(pid) = child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32))
+        {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
+    };
+    async fn next(stream: &mut Option<tokio::signal::unix::Signal>) {
+        match stream {
+            Some(stream) => {
+                stream.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            () = next(&mut term) => pass_on(&child, rustix::process::Signal::TERM),
+            () = next(&mut hup) => pass_on(&child, rustix::process::Signal::HUP),
+            () = next(&mut int) => {}
+            () = next(&mut quit) => {}
+        }
+    };
+    match status {
+        Ok(status) => status
+            .code()
+            .or_else(|| status.signal().map(|signal| 128 + signal))
+            .unwrap_or(1),
+        Err(error) => {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "cogbroker: waiting for {} failed: {error}",
+                program.to_string_lossy()
+            );
+            1
+        }
+    }
 }
 
 fn read_stdin(what: &str) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
@@ -785,6 +939,8 @@ mod tests {
                 "T",
             ],
             &["cogbroker", "token", "dev", "--format", "bearer"],
+            &["cogbroker", "aws-credential-process", "dev"],
+            &["cogbroker", "exec", "dev", "--aws", "--", "aws", "s3", "ls"],
         ] {
             parse(args).unwrap_or_else(|error| panic!("{args:?}: {error}"));
         }

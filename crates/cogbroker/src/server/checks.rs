@@ -156,6 +156,9 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
     }
 
     let target = request.uri().path();
+    // The AWS SDKs' container-credentials call: its Authorization is a grant (checked by the
+    // handler), not the API key, and it cannot send X-Cogbroker-Request (design.md §13).
+    let sdk_call = super::aws::is_sdk_call(request);
     let verdict = listen::judge_peer(peer.uid, checks.our_uid);
     if let PeerVerdict::Foreign(uid) = verdict {
         return Err(ApiError::forbidden(
@@ -167,6 +170,8 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
         ));
     }
     let api_key_ok = match (&checks.api_key, headers.get(header::AUTHORIZATION)) {
+        // The grant stands in for the API key.
+        (_, Some(_)) if sdk_call => true,
         (Some(key), Some(value)) => {
             if !bearer_matches(value, key) {
                 return Err(errors::unauthorized("the API key is wrong"));
@@ -188,7 +193,7 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
         });
     }
 
-    if target == "/v1" || target.starts_with("/v1/") {
+    if (target == "/v1" || target.starts_with("/v1/")) && !sdk_call {
         let present = headers
             .get(REQUEST_HEADER)
             .is_some_and(|value| value.as_bytes() == b"1");

@@ -34,6 +34,8 @@ pub(super) struct AppState {
     pub(super) audit: std::sync::Arc<crate::audit::AuditRing>,
     /// Ends event streams at shutdown, so graceful shutdown does not wait on them.
     pub(super) shutdown: CancellationToken,
+    /// The TCP listener's address (the AWS SDKs' credentials URL names it).
+    pub(super) tcp: Option<std::net::SocketAddr>,
 }
 
 /// The routes, without the listener checks.
@@ -41,12 +43,14 @@ pub(super) fn routes(
     broker: Broker,
     options: &ServerOptions,
     shutdown: CancellationToken,
+    tcp: Option<std::net::SocketAddr>,
 ) -> Router {
     let state = AppState {
         broker,
         body_limit: options.body_limit,
         audit: std::sync::Arc::default(),
         shutdown,
+        tcp,
     };
     Router::new()
         .route(path::HEALTH, get(healthz))
@@ -61,6 +65,12 @@ pub(super) fn routes(
         .route(route::LOGOUT, post(logout))
         .route(route::EVENTS, get(events))
         .route(route::PENDING_LOGIN, post(answer).delete(cancel_login))
+        .route(route::AWS_CREDENTIALS, get(super::aws::credentials))
+        .route(route::AWS_GRANTS, post(super::aws::create_grant))
+        .route(
+            route::AWS_GRANT,
+            axum::routing::delete(super::aws::revoke_grant),
+        )
         .with_state(state)
 }
 

@@ -103,6 +103,17 @@ impl From<&BrokerEvent> for api::Event {
             BrokerEvent::LoggedOut { profile } => Self::LoggedOut {
                 profile: profile.clone(),
             },
+            BrokerEvent::AwsCredentialsRefreshed {
+                profile,
+                expires_at,
+            } => Self::AwsCredentialsRefreshed {
+                profile: profile.clone(),
+                expires_at: unix_seconds(*expires_at),
+            },
+            BrokerEvent::AwsCredentialsFailed { profile, class } => Self::AwsCredentialsFailed {
+                profile: profile.clone(),
+                class: class.clone(),
+            },
         }
     }
 }

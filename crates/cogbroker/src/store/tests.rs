@@ -19,6 +19,10 @@ fn session(token: &str, with_device: bool) -> StoredSession {
         }),
         rotates: None,
         refresh_unconfirmed: false,
+        identity: with_device.then(|| StoredIdentity {
+            pool_id: "us-east-1:0b7f3c2e-5d1a-4e8b-9c3f-2a6d8e4b1c7f".to_owned(),
+            identity_id: "us-east-1:11111111-2222-3333-4444-555555555555".to_owned(),
+        }),
     }
 }
 
@@ -48,6 +52,13 @@ fn file_store_round_trip_with_private_modes() {
     let device = loaded.device.unwrap();
     assert_eq!(device.device_key, "us-east-1_0123");
     assert_eq!(device.device_password.expose_secret(), "device-secret-pw");
+    assert_eq!(
+        loaded
+            .identity
+            .map(|identity| identity.identity_id)
+            .as_deref(),
+        Some("us-east-1:11111111-2222-3333-4444-555555555555")
+    );
 
     assert_eq!(mode(store.dir()), 0o700);
     assert_eq!(mode(&store.dir().join("dev.json")), 0o600);
@@ -57,6 +68,7 @@ fn file_store_round_trip_with_private_modes() {
     let loaded = store.load(&dev).unwrap().unwrap();
     assert_eq!(loaded.refresh_token.expose_secret(), "rt-two");
     assert!(loaded.device.is_none());
+    assert!(loaded.identity.is_none());
 
     let text = fs::read_to_string(store.dir().join("dev.json")).unwrap();
     assert!(text.contains("\"version\":1"), "{text}");

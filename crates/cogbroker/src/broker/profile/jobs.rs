@@ -44,6 +44,8 @@ pub(crate) enum Done {
         reply: oneshot::Sender<Result<(), super::super::BrokerError>>,
         erased: anyhow::Result<()>,
     },
+    /// An AWS credentials fetch finished.
+    Aws(super::aws::AwsDone),
 }
 
 /// A uniform fraction in `[0, 1)` from the injected entropy.

@@ -410,6 +410,7 @@ impl<S: TokenSource> ProfileTask<S> {
             LoginSlot::Idle => {}
         }
         self.abandon_refresh();
+        self.aws_session_changed();
         self.due = None;
         self.dormant = true;
         let session = self.session.take();
@@ -419,6 +420,12 @@ impl<S: TokenSource> ProfileTask<S> {
             *s = Snapshot {
                 generation: s.generation,
                 has_session: sessionless,
+                // `exec --aws` children keep their grants: they hear `login_required` now.
+                aws: crate::broker::aws::AwsSnapshot {
+                    generation: s.aws.generation.wrapping_add(1),
+                    grants: s.aws.grants.clone(),
+                    ..Default::default()
+                },
                 ..Snapshot::default()
             };
         });

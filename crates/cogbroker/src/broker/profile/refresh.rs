@@ -273,6 +273,7 @@ impl<S: TokenSource> ProfileTask<S> {
             s.last_error = Some("login_required");
             s.backoff = Backoff::default();
         });
+        self.aws_login_required();
         self.finish_refresh(Err(AttemptFailure::LoginRequired(reason)));
     }
 
@@ -312,6 +313,12 @@ impl<S: TokenSource> ProfileTask<S> {
             device: new_device.or(old.device),
             rotates,
             refresh_unconfirmed: false,
+            // An AWS fetch may have stored the identity id since `old` was copied.
+            identity: self
+                .session
+                .as_ref()
+                .and_then(|s| s.identity.clone())
+                .or(old.identity),
         };
         let persisted = if changed {
             self.persist(session.clone()).await
@@ -350,8 +357,15 @@ impl<S: TokenSource> ProfileTask<S> {
             refresh_token,
             device,
         } = success;
-        let session =
-            StoredSession::new(refresh_token, tokens.username().map(str::to_owned), device);
+        let username = tokens.username().map(str::to_owned);
+        let mut session = StoredSession::new(refresh_token, username.clone(), device);
+        // The same user keeps the identity GetId gave it (GetId is asked once per user).
+        session.identity = self
+            .session
+            .as_ref()
+            .filter(|old| old.username.is_some() && old.username == username)
+            .and_then(|old| old.identity.clone());
+        self.aws_session_changed();
         let persisted = self.persist(session.clone()).await;
         if let Err(error) = &persisted {
             tracing::error!(profile = %self.info.name, error = %format!("{error:#}"), "cannot persist the session; keeping it in memory and retrying");

@@ -501,6 +501,9 @@ async fn metrics_and_openapi() {
         ("/v1/profiles/{profile}/events", "get"),
         ("/v1/logins/{login_id}", "post"),
         ("/v1/logins/{login_id}", "delete"),
+        ("/v1/profiles/{profile}/aws-credentials", "get"),
+        ("/v1/profiles/{profile}/aws-grants", "post"),
+        ("/v1/profiles/{profile}/aws-grants/{grant_id}", "delete"),
     ] {
         assert!(
             document["paths"][path][method].is_object(),
