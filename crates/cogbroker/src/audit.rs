@@ -31,7 +31,34 @@ pub struct Consumer {
     pub exe: Option<PathBuf>,
 }
 
-/// Finds the consumer behind `peer`. Blocking (reads `/proc`): call it off the executor.
+/// The consumer of one connection, found at most once: the process on the other end of a
+/// connection does not change while it stays open.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerCache(std::sync::Arc<tokio::sync::OnceCell<Consumer>>);
+
+impl ConsumerCache {
+    /// The consumer behind `peer`, looked up on the first call. On the Unix socket that is one
+    /// `readlink` of procfs (the pid came with `SO_PEERCRED`), done in place; on TCP it reads
+    /// the socket tables and walks `/proc`, off the executor.
+    pub async fn resolve(&self, peer: &Peer) -> Consumer {
+        self.0
+            .get_or_init(|| async {
+                match peer.transport {
+                    Transport::Unix => consumer_of(peer),
+                    Transport::Tcp { .. } => {
+                        let peer = peer.clone();
+                        tokio::task::spawn_blocking(move || consumer_of(&peer))
+                            .await
+                            .unwrap_or_default()
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+}
+
+/// Finds the consumer behind `peer`. Blocking (reads `/proc`): on TCP call it off the executor.
 pub fn consumer_of(peer: &Peer) -> Consumer {
     let (uid, pid) = match peer.transport {
         Transport::Unix => (peer.uid, peer.pid),

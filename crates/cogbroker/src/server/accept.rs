@@ -136,9 +136,12 @@ impl Connections {
             );
         }
         let app = self.app;
+        // Who the peer process is, found once per connection (on the first token handed out).
+        let consumer = crate::audit::ConsumerCache::default();
         let service =
             hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(peer.clone());
+                request.extensions_mut().insert(consumer.clone());
                 app.clone().oneshot(request.map(Body::new))
             });
         let connection = self.http.serve_connection(TokioIo::new(stream), service);

@@ -141,6 +141,7 @@ async fn token(
     uri: Uri,
     headers: HeaderMap,
     peer: Option<axum::Extension<crate::listen::Peer>>,
+    consumers: Option<axum::Extension<crate::audit::ConsumerCache>>,
 ) -> Result<Response, ApiError> {
     let profile = parse::profile_name(path)?;
     let query = parse::token_query(uri.query())?;
@@ -148,16 +149,14 @@ async fn token(
         .broker
         .token(profile.as_str(), query.kind, query.min_ttl)
         .await?;
-    if let Some(axum::Extension(peer)) = peer {
-        // Who takes it, found while the consumer still waits for the answer.
+    if let (Some(axum::Extension(peer)), Some(axum::Extension(consumers))) = (peer, consumers) {
+        // Who takes it, found while the consumer still waits for the answer: once per
+        // connection, so a kept-alive client pays for the lookup on its first token only.
         let at = std::time::SystemTime::now();
-        let transport = peer.transport;
-        let consumer = tokio::task::spawn_blocking(move || crate::audit::consumer_of(&peer))
-            .await
-            .unwrap_or_default();
+        let consumer = consumers.resolve(&peer).await;
         state
             .audit
-            .record(at, &issued.profile, query.kind, &transport, consumer);
+            .record(at, &issued.profile, query.kind, &peer.transport, consumer);
     }
     if parse::wants_plain_text(&headers) {
         let mut response = (
