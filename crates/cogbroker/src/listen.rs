@@ -27,6 +27,8 @@ pub struct Listeners {
     tcp: Option<std::net::TcpListener>,
     tcp_addr: Option<SocketAddr>,
     unix: Option<UnixSocket>,
+    /// Set when the TCP port was taken and only the Unix socket is served.
+    tcp_unavailable: Option<String>,
 }
 
 /// Who is on the other end of one accepted connection. The accept loop inserts it into every
@@ -82,6 +84,7 @@ pub fn bind(daemon: &DaemonConfig, env: &dyn EnvSource) -> anyhow::Result<Listen
         tcp: None,
         tcp_addr: None,
         unix: None,
+        tcp_unavailable: None,
     };
     if let Some(count) = activation_fd_count(env)? {
         listeners.adopt(count)?;
@@ -91,7 +94,7 @@ pub fn bind(daemon: &DaemonConfig, env: &dyn EnvSource) -> anyhow::Result<Listen
         listeners.unix = Some(UnixSocket::bind(path)?);
     }
     if let (None, Listen::Tcp(addr)) = (&listeners.tcp, &daemon.listen) {
-        listeners.bind_tcp(*addr)?;
+        listeners.bind_tcp_beside_socket(*addr)?;
     }
     ensure!(
         listeners.tcp.is_some() || listeners.unix.is_some(),
@@ -107,12 +110,13 @@ pub fn bind_addresses(tcp: Option<SocketAddr>, socket: Option<&Path>) -> anyhow:
         tcp: None,
         tcp_addr: None,
         unix: None,
+        tcp_unavailable: None,
     };
     if let Some(path) = socket {
         listeners.unix = Some(UnixSocket::bind(path)?);
     }
     if let Some(addr) = tcp {
-        listeners.bind_tcp(addr)?;
+        listeners.bind_tcp_beside_socket(addr)?;
     }
     Ok(listeners)
 }
@@ -145,6 +149,34 @@ impl Listeners {
         (self.tcp, self.unix)
     }
 
+    /// Why the configured TCP port is not served (another program holds it), if so.
+    pub fn tcp_unavailable(&self) -> Option<&str> {
+        self.tcp_unavailable.as_deref()
+    }
+
+    /// Binds TCP; when the port is taken by someone else and the Unix socket is already bound,
+    /// the daemon goes on without TCP (a squatted port must not take the socket down with it)
+    /// and says so loudly. Without a Unix socket a taken port is fatal.
+    fn bind_tcp_beside_socket(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
+        let Err(error) = self.bind_tcp(addr) else {
+            return Ok(());
+        };
+        let in_use = error
+            .chain()
+            .filter_map(|cause| cause.downcast_ref::<io::Error>())
+            .any(|cause| cause.kind() == io::ErrorKind::AddrInUse);
+        if !in_use || self.unix.is_none() {
+            return Err(error);
+        }
+        let reason = format!(
+            "{addr} is taken by another program; serving the Unix socket only (free the port and \
+             restart, or pick another in [daemon] listen or COGBROKER_LISTEN)"
+        );
+        tracing::warn!("TCP listener not started: {reason}");
+        self.tcp_unavailable = Some(reason);
+        Ok(())
+    }
+
     fn bind_tcp(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
         ensure!(
             addr.ip().is_loopback(),
@@ -157,7 +189,7 @@ impl Listeners {
             } else {
                 ""
             };
-            anyhow::anyhow!("cannot listen on {addr}: {error}{hint}")
+            anyhow::Error::new(error).context(format!("cannot listen on {addr}{hint}"))
         })?;
         listener
             .set_nonblocking(true)
@@ -317,22 +349,14 @@ impl UnixSocket {
     }
 }
 
-/// Creates `dir` 0700 if it is missing, then insists that it is a real directory owned by us and
-/// closed to group and others. Only the last component is created.
+/// Creates `dir` 0700 if it is missing (and any missing directory above it, also 0700), then
+/// insists that it is a real directory owned by us and closed to group and others, and that no
+/// directory above it lets someone else swap it: every ancestor must be owned by us or root and
+/// writable by nobody else unless sticky (like `/tmp`). So the `$TMPDIR/cogbroker-UID` fallback,
+/// if another user created it first (or it is group/world writable), is refused.
 pub fn prepare_private_dir(dir: &Path) -> anyhow::Result<()> {
     let shown = dir.display();
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {
-            // The umask may have removed owner bits too; set exactly 0700.
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("cannot make {shown} mode 0700"))?;
-        }
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(error) => {
-            return Err(error)
-                .with_context(|| format!("cannot create the runtime directory {shown}"));
-        }
-    }
+    create_missing(dir)?;
     let meta = fs::symlink_metadata(dir).with_context(|| format!("cannot inspect {shown}"))?;
     ensure!(
         !meta.file_type().is_symlink(),
@@ -350,6 +374,61 @@ pub fn prepare_private_dir(dir: &Path) -> anyhow::Result<()> {
         mode & 0o077 == 0,
         "refusing {shown}: it is mode {mode:o}, open to group or others (run `chmod 700 {shown}`)"
     );
+    check_ancestors(dir, us)
+}
+
+/// Creates `dir` and the missing directories above it, each 0700 (the umask may take owner
+/// bits away, so the mode is set again after `mkdir`).
+fn create_missing(dir: &Path) -> anyhow::Result<()> {
+    if fs::symlink_metadata(dir).is_ok() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        create_missing(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} mode 0700", dir.display())),
+        // Someone else (maybe another user) made it first: the checks that follow judge it.
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error)
+            .with_context(|| format!("cannot create the runtime directory {}", dir.display())),
+    }
+}
+
+/// Every directory above `dir` (symbolic links resolved): owned by us or root, and not
+/// writable by group or others unless sticky.
+fn check_ancestors(dir: &Path, us: u32) -> anyhow::Result<()> {
+    let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let parent =
+        fs::canonicalize(parent).with_context(|| format!("cannot resolve {}", parent.display()))?;
+    let mut chain: Vec<&Path> = parent.ancestors().collect();
+    chain.reverse();
+    for ancestor in chain {
+        let meta = fs::metadata(ancestor)
+            .with_context(|| format!("cannot inspect {}", ancestor.display()))?;
+        let mode = meta.mode() & 0o7777;
+        let writable_by_others = mode & 0o022 != 0;
+        let sticky = mode & 0o1000 != 0;
+        let owner = meta.uid();
+        ensure!(
+            owner == us || owner == 0,
+            "refusing the socket directory {}: {} above it is owned by uid {owner}, not by us \
+             (uid {us}) or root, so that user could replace it",
+            dir.display(),
+            ancestor.display()
+        );
+        ensure!(
+            !writable_by_others || sticky,
+            "refusing the socket directory {}: {} above it is mode {:o}, writable by others \
+             without the sticky bit, so anyone could replace it",
+            dir.display(),
+            ancestor.display(),
+            mode & 0o777
+        );
+    }
     Ok(())
 }
 
@@ -480,7 +559,7 @@ impl Peer {
                 pid: cred.pid(),
             },
             Err(error) => {
-                tracing::warn!(%error, "cannot read SO_PEERCRED; the connection's requests will be refused");
+                tracing::debug!(%error, "cannot read SO_PEERCRED; the connection is closed");
                 Self {
                     transport: Transport::Unix,
                     uid: None,
@@ -497,11 +576,11 @@ impl Peer {
         let uid = match lookup {
             Ok(Ok(uid)) => uid,
             Ok(Err(error)) => {
-                tracing::warn!(%error, "cannot read the kernel's TCP socket table; the caller's uid is unknown");
+                tracing::debug!(%error, "cannot read the kernel's TCP socket table; the caller's uid is unknown");
                 None
             }
             Err(error) => {
-                tracing::warn!(%error, "the TCP uid lookup failed");
+                tracing::debug!(%error, "the TCP uid lookup failed");
                 None
             }
         };
@@ -543,6 +622,69 @@ pub fn tcp_peer_uid(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<
         }
     }
     Ok(None)
+}
+
+/// Who owns the daemon end of our loopback TCP connection from `client` to `server`, for the
+/// CLI's check that the daemon is ours before it sends anything (Linux; `Ok(vec![])` elsewhere
+/// or when the kernel's tables do not show it).
+///
+/// The server end of the connection (local address = `server`, remote = `client`) carries the
+/// uid of the listener that accepted it, even before the daemon calls `accept`; if that entry is
+/// not in the table yet, every listening socket that covers `server` (its exact address or a
+/// wildcard on the port) is returned instead, so one foreign listener is enough to refuse.
+pub fn tcp_server_owners(server: SocketAddr, client: SocketAddr) -> io::Result<Vec<u32>> {
+    if !cfg!(target_os = "linux") {
+        return Ok(Vec::new());
+    }
+    let mut text = String::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        match File::open(table) {
+            Ok(mut file) => {
+                io::Read::read_to_string(&mut file, &mut text)?;
+                text.push('\n');
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(server_owners_in_table(&text, server, client))
+}
+
+/// The owners [`tcp_server_owners`] looks for, in the text of the tables (headers included).
+pub fn server_owners_in_table(table: &str, server: SocketAddr, client: SocketAddr) -> Vec<u32> {
+    const SYN_RECV: u8 = 0x03;
+    const TIME_WAIT: u8 = 0x06;
+    const LISTEN: u8 = 0x0A;
+    let (server, client) = (canonical(server), canonical(client));
+    let mut listeners = Vec::new();
+    for line in table.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(state), Some(uid)) =
+            (fields.get(1), fields.get(2), fields.get(3), fields.get(7))
+        else {
+            continue;
+        };
+        let (Some(state), Some(local), Some(uid)) = (
+            u8::from_str_radix(state, 16).ok(),
+            parse_proc_addr(local),
+            uid.parse::<u32>().ok(),
+        ) else {
+            continue;
+        };
+        if state == LISTEN {
+            let covers = local.port() == server.port()
+                && (local.ip() == server.ip() || local.ip().is_unspecified());
+            if covers {
+                listeners.push(uid);
+            }
+        } else if !matches!(state, SYN_RECV | TIME_WAIT)
+            && local == server
+            && parse_proc_addr(remote) == Some(client)
+        {
+            return vec![uid];
+        }
+    }
+    listeners
 }
 
 /// Finds the uid of the socket whose local address is `client` and remote address is `server`

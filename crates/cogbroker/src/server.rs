@@ -52,6 +52,12 @@ pub struct ServerOptions {
     pub body_limit: usize,
     /// The largest request head (request line and headers) accepted (431 beyond).
     pub header_limit: usize,
+    /// Open connections at most (further ones are closed at once); lowered to fit the soft
+    /// descriptor limit.
+    pub max_connections: usize,
+    /// TCP connections at most whose peer's uid is not known to be ours (being looked up, or
+    /// unknown and admitted by the API key).
+    pub max_unverified: usize,
 }
 
 impl Default for ServerOptions {
@@ -61,6 +67,8 @@ impl Default for ServerOptions {
             header_read_timeout: Duration::from_secs(10),
             body_limit: 16 * 1024,
             header_limit: 16 * 1024,
+            max_connections: 512,
+            max_unverified: 64,
         }
     }
 }

@@ -55,6 +55,9 @@ struct Api {
     clock: Arc<TestClock>,
     broker: Broker,
     app: Router,
+    /// `Authorization: Bearer <key>` sent by `get` and `post` when the server has a key: with
+    /// one configured, every TCP request needs it.
+    bearer: Option<String>,
 }
 
 impl Api {
@@ -107,11 +110,16 @@ endpoint = "{endpoint}"
         .expect("the broker builds");
         broker.restore().await;
         let app = router(broker.clone(), &options, Some(PORT));
+        let bearer = options
+            .api_key
+            .as_ref()
+            .map(|key| format!("Bearer {}", secrecy::ExposeSecret::expose_secret(key)));
         Self {
             emulator,
             clock,
             broker,
             app,
+            bearer,
         }
     }
 
@@ -122,16 +130,25 @@ endpoint = "{endpoint}"
             .advance_clock(i64::try_from(seconds).unwrap());
     }
 
+    fn ours(&self, method: Method, uri: &str) -> http::request::Builder {
+        let request = ours(method, uri);
+        match &self.bearer {
+            Some(bearer) => request.header(header::AUTHORIZATION, bearer),
+            None => request,
+        }
+    }
+
     async fn get(&self, uri: &str) -> Answer {
         send(
             &self.app,
-            ours(Method::GET, uri).body(Body::empty()).unwrap(),
+            self.ours(Method::GET, uri).body(Body::empty()).unwrap(),
         )
         .await
     }
 
     async fn post(&self, uri: &str, body: Value) -> Answer {
-        let request = ours(Method::POST, uri)
+        let request = self
+            .ours(Method::POST, uri)
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.to_string()))
             .unwrap();
