@@ -5,4 +5,5 @@ mod daemon;
 mod faults;
 mod flows;
 mod helpers;
+mod security;
 mod setup;

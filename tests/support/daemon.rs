@@ -225,6 +225,21 @@ impl Sandbox {
         self.spawn_daemon(command)
     }
 
+    /// Starts `<wrapper...> cogbroker --config <config> serve` (e.g. `prlimit --nofile=1024:`)
+    /// with the same clean environment, and waits for `READY=1`.
+    pub fn serve_wrapped(&self, wrapper: &[&str]) -> anyhow::Result<DaemonProcess> {
+        let (program, args) = wrapper.split_first().context("a wrapper command")?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .arg(workspace_binary("cogbroker")?)
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("serve");
+        self.clean_env(&mut command);
+        self.spawn_daemon(command)
+    }
+
     /// Starts `cogbroker serve` as systemd would with `WatchdogSec`: `WATCHDOG_USEC` set and
     /// `WATCHDOG_PID` naming the daemon itself (a shell exports its own pid, then `exec`s).
     pub fn serve_with_watchdog(&self, usec: u64) -> anyhow::Result<DaemonProcess> {

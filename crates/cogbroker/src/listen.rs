@@ -356,14 +356,25 @@ impl UnixSocket {
 /// if another user created it first (or it is group/world writable), is refused.
 pub fn prepare_private_dir(dir: &Path) -> anyhow::Result<()> {
     let shown = dir.display();
-    create_missing(dir)?;
+    let us = our_uid();
+    let absolute = std::path::absolute(dir).with_context(|| format!("cannot resolve {shown}"))?;
+    // Each directory above is judged before anything is created below it.
+    let mut above = PathBuf::new();
+    let components: Vec<_> = absolute.components().collect();
+    for component in components.iter().take(components.len().saturating_sub(1)) {
+        above.push(component);
+        if fs::symlink_metadata(&above).is_err() {
+            make_private_dir(&above)?;
+        }
+        check_ancestor(&above, dir, us)?;
+    }
+    make_private_dir(dir)?;
     let meta = fs::symlink_metadata(dir).with_context(|| format!("cannot inspect {shown}"))?;
     ensure!(
         !meta.file_type().is_symlink(),
         "refusing {shown}: it is a symbolic link"
     );
     ensure!(meta.is_dir(), "refusing {shown}: it is not a directory");
-    let us = our_uid();
     ensure!(
         meta.uid() == us,
         "refusing {shown}: it is owned by uid {}, not by us (uid {us})",
@@ -374,60 +385,56 @@ pub fn prepare_private_dir(dir: &Path) -> anyhow::Result<()> {
         mode & 0o077 == 0,
         "refusing {shown}: it is mode {mode:o}, open to group or others (run `chmod 700 {shown}`)"
     );
-    check_ancestors(dir, us)
+    Ok(())
 }
 
-/// Creates `dir` and the missing directories above it, each 0700 (the umask may take owner
-/// bits away, so the mode is set again after `mkdir`).
-fn create_missing(dir: &Path) -> anyhow::Result<()> {
-    if fs::symlink_metadata(dir).is_ok() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        create_missing(parent)?;
-    }
+/// `mkdir` 0700 (the umask may take owner bits away, so the mode is set again); an existing
+/// entry is left for the checks to judge (someone, maybe another user, made it first).
+fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
     match fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot make {} mode 0700", dir.display())),
-        // Someone else (maybe another user) made it first: the checks that follow judge it.
         Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(error)
             .with_context(|| format!("cannot create the runtime directory {}", dir.display())),
     }
 }
 
-/// Every directory above `dir` (symbolic links resolved): owned by us or root, and not
-/// writable by group or others unless sticky.
-fn check_ancestors(dir: &Path, us: u32) -> anyhow::Result<()> {
-    let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) else {
-        return Ok(());
-    };
-    let parent =
-        fs::canonicalize(parent).with_context(|| format!("cannot resolve {}", parent.display()))?;
-    let mut chain: Vec<&Path> = parent.ancestors().collect();
-    chain.reverse();
-    for ancestor in chain {
-        let meta = fs::metadata(ancestor)
-            .with_context(|| format!("cannot inspect {}", ancestor.display()))?;
-        let mode = meta.mode() & 0o7777;
-        let writable_by_others = mode & 0o022 != 0;
-        let sticky = mode & 0o1000 != 0;
-        let owner = meta.uid();
-        ensure!(
-            owner == us || owner == 0,
-            "refusing the socket directory {}: {} above it is owned by uid {owner}, not by us \
-             (uid {us}) or root, so that user could replace it",
+/// A directory above the socket's: it (and a symbolic link naming it) owned by us or root, and
+/// not writable by group or others unless sticky, so nobody else can replace what is below.
+fn check_ancestor(ancestor: &Path, dir: &Path, us: u32) -> anyhow::Result<()> {
+    let refuse = |why: String| {
+        anyhow::anyhow!(
+            "refusing the socket directory {}: {} above it {why}",
             dir.display(),
             ancestor.display()
-        );
-        ensure!(
-            !writable_by_others || sticky,
-            "refusing the socket directory {}: {} above it is mode {:o}, writable by others \
-             without the sticky bit, so anyone could replace it",
-            dir.display(),
-            ancestor.display(),
+        )
+    };
+    let link = fs::symlink_metadata(ancestor)
+        .with_context(|| format!("cannot inspect {}", ancestor.display()))?;
+    if link.file_type().is_symlink() && link.uid() != us && link.uid() != 0 {
+        return Err(refuse(format!(
+            "is a symbolic link owned by uid {}, not by us (uid {us}) or root",
+            link.uid()
+        )));
+    }
+    let meta =
+        fs::metadata(ancestor).with_context(|| format!("cannot inspect {}", ancestor.display()))?;
+    if !meta.is_dir() {
+        return Err(refuse("is not a directory".to_owned()));
+    }
+    let owner = meta.uid();
+    if owner != us && owner != 0 {
+        return Err(refuse(format!(
+            "is owned by uid {owner}, not by us (uid {us}) or root, so that user could replace it"
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(refuse(format!(
+            "is mode {:o}, writable by others without the sticky bit, so anyone could replace it",
             mode & 0o777
-        );
+        )));
     }
     Ok(())
 }

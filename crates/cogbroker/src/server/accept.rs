@@ -74,13 +74,10 @@ pub(super) async fn serve_app(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            accepted = accept_tcp(tcp.as_ref()) => match accepted {
+            // TCP is accepted only with both permits in hand: at the caps, connections wait in
+            // the kernel's backlog (in order, ours among them) instead of being dropped.
+            (permits, accepted) = connections.accept_tcp_admitted(tcp.as_ref()) => match accepted {
                 Ok((stream, remote)) => {
-                    // Both permits are taken here, in the loop, so a flood is shed at once.
-                    let Some(permits) = connections.admit_tcp() else {
-                        drop(stream);
-                        continue;
-                    };
                     let connections = connections.clone();
                     tracker.spawn(async move { connections.serve_tcp(stream, remote, permits).await });
                 }
@@ -152,21 +149,26 @@ struct TcpPermits {
 const LOOKUPS_AT_ONCE: usize = 2;
 
 impl Connections {
-    /// The permits for a new TCP connection, or `None` (and a rate-limited log line) when the
-    /// total or the unverified cap is reached.
-    fn admit_tcp(&self) -> Option<TcpPermits> {
-        let Ok(total) = Arc::clone(&self.total).try_acquire_owned() else {
-            self.refusals
-                .note("too many connections open: new ones are closed until some end");
-            return None;
+    /// Waits for a total and an unverified permit, then accepts one TCP connection. Cancel
+    /// safe: dropping the future releases the permits and loses no connection.
+    async fn accept_tcp_admitted(
+        &self,
+        listener: Option<&tokio::net::TcpListener>,
+    ) -> (
+        TcpPermits,
+        std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>,
+    ) {
+        let Some(listener) = listener else {
+            return std::future::pending().await;
         };
-        let Ok(unverified) = Arc::clone(&self.unverified).try_acquire_owned() else {
-            self.refusals.note(
-                "too many TCP connections waiting to be identified: new ones are closed until some are",
-            );
-            return None;
+        let (Ok(total), Ok(unverified)) = (
+            Arc::clone(&self.total).acquire_owned().await,
+            Arc::clone(&self.unverified).acquire_owned().await,
+        ) else {
+            // The semaphores are never closed.
+            return std::future::pending().await;
         };
-        Some(TcpPermits { total, unverified })
+        (TcpPermits { total, unverified }, listener.accept().await)
     }
 
     /// The peer of a Unix connection (`SO_PEERCRED`, a cheap syscall done right here) and its
@@ -266,15 +268,6 @@ impl Connections {
         if let Err(error) = result {
             tracing::debug!(%error, "connection ended with an error");
         }
-    }
-}
-
-async fn accept_tcp(
-    listener: Option<&tokio::net::TcpListener>,
-) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
-    match listener {
-        Some(listener) => listener.accept().await,
-        None => std::future::pending().await,
     }
 }
 
