@@ -4,6 +4,7 @@ mod cli;
 mod daemon;
 mod faults;
 mod flows;
+mod fuzz_corpus;
 mod helpers;
 mod security;
 mod setup;

@@ -266,7 +266,14 @@ fn nothing_reaches(
     ];
     for (args, stdin) in &runs {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let output = sandbox.cli(&args, stdin.as_deref())?;
+        // Standard input from a file: a client that refuses before reading it must not fail
+        // on a closed pipe instead.
+        let mut command = sandbox.command()?;
+        command.args(&args);
+        let input = sandbox.dir.path().join("stdin.txt");
+        std::fs::write(&input, stdin.as_deref().unwrap_or(""))?;
+        command.stdin(std::fs::File::open(&input)?);
+        let output = command.output()?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         ensure!(!output.status.success(), "{args:?} must fail: {stderr}");
         ensure!(
@@ -704,10 +711,17 @@ fn the_login_process_is_not_dumpable() -> anyhow::Result<()> {
             .status()?;
         Ok(status.success())
     };
+    // A plain process under the same setpriv, once it runs without capabilities (it says so
+    // and then waits on its standard input).
     let mut control = Command::new("setpriv")
         .args(NO_CAPS)
-        .args(["sleep", "30"])
+        .args(["sh", "-c", "echo ready; read line"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .spawn()?;
+    let mut ready = String::new();
+    BufReader::new(control.stdout.take().context("the control's stdout")?).read_line(&mut ready)?;
+    ensure!(ready.trim() == "ready");
     ensure!(
         read_environ(control.id())?,
         "the check can succeed: a dumpable process's environ is readable"

@@ -599,6 +599,121 @@ impl Peer {
     }
 }
 
+/// Looks up TCP peers' uids for the accept loop: one worker reads the kernel's socket table on
+/// a blocking thread for every lookup waiting at that moment, so a burst of connections costs a
+/// few table reads, not one each, and never more than one blocking thread. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct TcpUidResolver {
+    requests: tokio::sync::mpsc::Sender<UidRequest>,
+}
+
+type UidRequest = (
+    SocketAddr,
+    SocketAddr,
+    tokio::sync::oneshot::Sender<Option<u32>>,
+);
+
+impl TcpUidResolver {
+    /// Starts the worker (on the current runtime); it ends when every clone is dropped.
+    pub fn start(queue: usize) -> Self {
+        let (requests, mut incoming) = tokio::sync::mpsc::channel::<UidRequest>(queue.max(1));
+        tokio::spawn(async move {
+            while let Some(first) = incoming.recv().await {
+                let mut batch = vec![first];
+                while let Ok(more) = incoming.try_recv() {
+                    batch.push(more);
+                }
+                let wanted: Vec<(SocketAddr, SocketAddr)> = batch
+                    .iter()
+                    .map(|(local, remote, _)| (*local, *remote))
+                    .collect();
+                let found = tokio::task::spawn_blocking(move || tcp_peer_uids(&wanted)).await;
+                let uids = match found {
+                    Ok(Ok(uids)) => uids,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "cannot read the kernel's TCP socket table; the callers' uids are unknown");
+                        Vec::new()
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "the TCP uid lookup failed");
+                        Vec::new()
+                    }
+                };
+                for (index, (_, _, reply)) in batch.into_iter().enumerate() {
+                    let _ = reply.send(uids.get(index).copied().flatten());
+                }
+            }
+        });
+        Self { requests }
+    }
+
+    /// The peer of an accepted TCP connection; `uid` is `None` when the table does not show it
+    /// or cannot be read (which the accept loop treats as unverified: fail closed).
+    pub async fn peer(&self, local: SocketAddr, remote: SocketAddr) -> Peer {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let uid = match self.requests.send((local, remote, reply)).await {
+            Ok(()) => answer.await.ok().flatten(),
+            Err(_) => None,
+        };
+        Peer {
+            transport: Transport::Tcp { local, remote },
+            uid,
+            pid: None,
+        }
+    }
+}
+
+/// The uids of the client ends of several loopback connections (`(local, remote)` as the
+/// server sees them), from one read of `/proc/net/tcp` and `/proc/net/tcp6` (see
+/// [`tcp_peer_uid`]); `None` for those not found. Linux only (all `None` elsewhere).
+pub fn tcp_peer_uids(connections: &[(SocketAddr, SocketAddr)]) -> io::Result<Vec<Option<u32>>> {
+    let mut uids = vec![None; connections.len()];
+    if !cfg!(target_os = "linux") || connections.is_empty() {
+        return Ok(uids);
+    }
+    let mut wanted = std::collections::HashMap::new();
+    for (index, (local, remote)) in connections.iter().enumerate() {
+        // The client's entry: its local address is our remote one, and the other way round.
+        wanted.insert((canonical(*remote), canonical(*local)), index);
+    }
+    let mut text = String::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        match File::open(table) {
+            Ok(mut file) => {
+                text.clear();
+                io::Read::read_to_string(&mut file, &mut text)?;
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        }
+        for (client, server, uid) in established_entries(&text) {
+            if let Some(&index) = wanted.get(&(client, server)) {
+                uids[index] = Some(uid);
+            }
+        }
+    }
+    Ok(uids)
+}
+
+/// `(local, remote, uid)` of every entry of a socket table that is a full socket (not a
+/// listener, nor a SYN_RECV or TIME_WAIT minisocket, whose uid column is 0).
+fn established_entries(table: &str) -> impl Iterator<Item = (SocketAddr, SocketAddr, u32)> + '_ {
+    const SYN_RECV: u8 = 0x03;
+    const TIME_WAIT: u8 = 0x06;
+    const LISTEN: u8 = 0x0A;
+    table.lines().skip(1).filter_map(|line| {
+        let mut fields = line.split_whitespace();
+        let local = fields.nth(1)?;
+        let remote = fields.next()?;
+        let state = u8::from_str_radix(fields.next()?, 16).ok()?;
+        if matches!(state, SYN_RECV | TIME_WAIT | LISTEN) {
+            return None;
+        }
+        let uid = fields.nth(3)?.parse().ok()?;
+        Some((parse_proc_addr(local)?, parse_proc_addr(remote)?, uid))
+    })
+}
+
 /// The uid owning the client end of a loopback TCP connection whose server end is
 /// `local` ← `remote`, from `/proc/net/tcp` and `/proc/net/tcp6` (Linux; `Ok(None)` elsewhere).
 ///

@@ -112,7 +112,45 @@ async fn tcp_lookup_finds_our_uid_for_a_real_loopback_connection() {
                 remote
             }
         );
+        // The batching resolver the accept loop uses gives the same answer, and `None` for a
+        // connection that does not exist (fail closed).
+        let resolver = TcpUidResolver::start(4);
+        assert_eq!(resolver.peer(server, remote).await, peer);
+        let made_up: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(resolver.peer(server, made_up).await.uid, None);
     }
+}
+
+/// The client verifies the daemon: the server end of our connection (or, before the kernel
+/// shows it, the listener) names the listening socket's owner.
+#[tokio::test]
+async fn the_server_end_names_the_listeners_owner() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    let client = tokio::net::TcpStream::connect(server).await.unwrap();
+    let owners = tcp_server_owners(server, client.local_addr().unwrap()).unwrap();
+    assert_eq!(owners, vec![our_uid()]);
+}
+
+#[cfg(target_endian = "little")]
+#[test]
+fn server_owners_come_from_the_connection_or_every_covering_listener() {
+    let table = "\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1D2B 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 11 1 0 100 0 0 10 0
+   1: 00000000:1D2B 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 11 1 0 100 0 0 10 0
+   2: 0100007F:1D2B 0100007F:B880 01 00000000:00000000 00:00000000 00000000  1002        0 12 1 0 20 4 30 10 -1
+";
+    let server: SocketAddr = "127.0.0.1:7467".parse().unwrap();
+    let client: SocketAddr = "127.0.0.1:47232".parse().unwrap();
+    assert_eq!(server_owners_in_table(table, server, client), vec![1002]);
+    let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    assert_eq!(
+        server_owners_in_table(table, server, other),
+        vec![1000, 1001],
+        "the exact and the wildcard listener both count"
+    );
+    assert!(server_owners_in_table("", server, other).is_empty());
 }
 
 #[tokio::test]

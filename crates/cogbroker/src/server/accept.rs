@@ -60,7 +60,7 @@ pub(super) async fn serve_app(
         api_key_configured: options.api_key.is_some(),
         total: Arc::new(Semaphore::new(total)),
         unverified: Arc::new(Semaphore::new(options.max_unverified.max(1))),
-        lookups: Arc::new(Semaphore::new(LOOKUPS_AT_ONCE)),
+        resolver: listen::TcpUidResolver::start(options.max_unverified),
         refusals: Arc::new(RefusalLog::default()),
     };
     tracing::debug!(
@@ -134,8 +134,8 @@ struct Connections {
     total: Arc<Semaphore>,
     /// One permit per TCP connection whose uid is not (yet) known to be ours.
     unverified: Arc<Semaphore>,
-    /// Socket-table lookups running at once (each is a blocking read of /proc).
-    lookups: Arc<Semaphore>,
+    /// Socket-table lookups, batched: one blocking read of /proc at a time.
+    resolver: listen::TcpUidResolver,
     refusals: Arc<RefusalLog>,
 }
 
@@ -144,9 +144,6 @@ struct TcpPermits {
     total: OwnedSemaphorePermit,
     unverified: OwnedSemaphorePermit,
 }
-
-/// How many `/proc/net/tcp` lookups may run at once (each on a blocking thread).
-const LOOKUPS_AT_ONCE: usize = 2;
 
 impl Connections {
     /// Waits for a total and an unverified permit, then accepts one TCP connection. Cancel
@@ -221,14 +218,9 @@ impl Connections {
                 return;
             }
         };
-        let peer = {
-            // Bounded: at most LOOKUPS_AT_ONCE blocking reads, and at most `max_unverified`
-            // connections waiting for one (they hold the permits taken at accept).
-            let Ok(_lookup) = self.lookups.acquire().await else {
-                return;
-            };
-            Peer::of_tcp(local, remote).await
-        };
+        // At most `max_unverified` connections wait for a lookup (they hold the permits taken
+        // at accept), all answered by one read of the table.
+        let peer = self.resolver.peer(local, remote).await;
         if !self.peer_admitted(&peer) {
             return;
         }

@@ -223,7 +223,7 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
 /// Exactly one Host naming `127.0.0.1`, `localhost`, `[::1]` or the very address the
 /// connection arrived on (another 127.x.y.z listener; an IP literal cannot be rebound), always
 /// with our port; an absolute-form request target must name the same.
-pub(super) fn host_allowed(
+pub(crate) fn host_allowed(
     headers: &HeaderMap,
     uri: &Uri,
     port: u16,
