@@ -674,20 +674,21 @@ fn environment_proxies_are_not_used_for_cognito() -> anyhow::Result<()> {
     }
 }
 
-/// Security test 25 for the CLI: `cogbroker login`, waiting at the password prompt, is
-/// non-dumpable: a same-uid process without CAP_SYS_PTRACE cannot read its
-/// `/proc/PID/environ` (the ptrace access check), while it can read a plain child's.
+/// Security test 25: the daemon and `cogbroker login` (waiting at the password prompt) are
+/// non-dumpable: a same-uid process without CAP_SYS_PTRACE cannot read their
+/// `/proc/PID/environ` (the kernel's ptrace access check, the one `PTRACE_ATTACH` and
+/// `/proc/PID/mem` pass through), while it can read a plain process's.
 #[test]
 fn the_login_process_is_not_dumpable() -> anyhow::Result<()> {
     use expectrl::Session;
     require_root();
     let emulator = EmulatorHost::start(&seed())?;
     let sandbox = sandbox(&emulator.endpoint)?;
-    let mut daemon = sandbox.serve(&[])?;
-    // Root without capabilities, for the login and for the control process alike: the kernel
-    // lets a process without CAP_SYS_PTRACE inspect a same-uid one only if that one is
+    // Root without capabilities, for the daemon, the login and the control process alike: the
+    // kernel lets a process without CAP_SYS_PTRACE inspect a same-uid one only if that one is
     // dumpable and holds no capability the inspector lacks.
     const NO_CAPS: [&str; 3] = ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"];
+    let mut daemon = sandbox.serve_wrapped(&["setpriv", NO_CAPS[0], NO_CAPS[1], NO_CAPS[2]])?;
     let mut command = Command::new("setpriv");
     command
         .args(NO_CAPS)
@@ -731,6 +732,10 @@ fn the_login_process_is_not_dumpable() -> anyhow::Result<()> {
     ensure!(
         !read_environ(u32::try_from(pid)?)?,
         "the login process's environ was readable: it is dumpable"
+    );
+    ensure!(
+        !read_environ(u32::try_from(daemon.pid())?)?,
+        "the daemon's environ was readable: it is dumpable"
     );
     session.send_line(PASSWORD)?;
     session.expect("dev: logged in")?;

@@ -1222,3 +1222,43 @@ async fn real_tcp_refuses_more_than_100_headers_with_431() {
     server.shutdown.cancel();
     server.task.await.unwrap().unwrap();
 }
+
+/// Security test 18 with a trickling client: one header byte every two seconds (each one
+/// would reset a naive idle timer) is still cut off at the header read timeout, and not much
+/// later: the timer runs from the first byte, not from the last.
+#[tokio::test(start_paused = true)]
+async fn a_trickling_client_is_cut_off_within_the_header_timeout() {
+    let timeout = Duration::from_secs(10);
+    let options = ServerOptions {
+        header_read_timeout: timeout,
+        ..ServerOptions::default()
+    };
+    let server = TestServer::start(options).await;
+    let started = tokio::time::Instant::now();
+    let stream = tokio::net::TcpStream::connect(server.tcp).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        let head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa";
+        for byte in head {
+            if write.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let _ = read.read_to_end(&mut answer).await;
+    let elapsed = started.elapsed();
+    assert!(
+        answer.is_empty() || String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
+    assert!(elapsed >= timeout, "closed after {elapsed:?}");
+    assert!(
+        elapsed <= timeout + Duration::from_secs(3),
+        "the trickle kept the connection open for {elapsed:?}"
+    );
+    trickle.abort();
+    server.shutdown.cancel();
+    server.task.await.unwrap().unwrap();
+}

@@ -838,3 +838,40 @@ async fn event_streams_outlive_the_header_read_timeout() {
     shutdown.cancel();
     server.await.unwrap().unwrap();
 }
+
+/// Security test 16 on the real handlers: a body over 16 KiB to the login and the answer
+/// endpoints is 413, and the refusal never repeats what was sent.
+#[tokio::test]
+async fn oversized_login_and_answer_bodies_get_413() {
+    let api = Api::start().await;
+    let big = "Sekr1t-".repeat(3 * 1024);
+    let answer = api
+        .post("/v1/profiles/dev/login", json!({ "password": big }))
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        answer.text()
+    );
+    assert!(!answer.text().contains("Sekr1t"), "{}", answer.text());
+    // A pending login to answer: tina has TOTP.
+    let started = api
+        .post(
+            "/v1/profiles/mfa/login",
+            json!({ "password": TINA_PASSWORD }),
+        )
+        .await;
+    let login_id = started.json()["login_id"].as_str().map(str::to_owned);
+    let login_id = login_id.unwrap_or_else(|| panic!("a challenge: {}", started.text()));
+    let answer = api
+        .post(&format!("/v1/logins/{login_id}"), json!({ "code": big }))
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        answer.text()
+    );
+    assert!(!answer.text().contains("Sekr1t"), "{}", answer.text());
+}
