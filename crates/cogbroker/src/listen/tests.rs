@@ -238,15 +238,22 @@ fn existing_loose_or_foreign_dir_is_refused() {
     let text = error_text(bind_addresses(None, Some(&link.join("s.sock"))));
     assert!(text.contains("symbolic link"), "{text}");
 
-    // Another owner: only root can hand a directory to someone else, so only root checks this.
+    // Another owner: only root can hand a directory to someone else (CI runs as root); without
+    // root this fails loudly rather than pass untested.
     let foreign = dir.path().join("foreign");
     fs::create_dir(&foreign).unwrap();
     fs::set_permissions(&foreign, fs::Permissions::from_mode(0o700)).unwrap();
     let other = rustix::fs::Uid::from_raw(our_uid().wrapping_add(4242));
-    if rustix::fs::chown(&foreign, Some(other), None).is_ok() {
-        let text = error_text(bind_addresses(None, Some(&foreign.join("s.sock"))));
-        assert!(text.contains("owned by uid"), "{text}");
-    }
+    rustix::fs::chown(&foreign, Some(other), None)
+        .expect("this test needs root (CI runs as root) to give a directory to another uid");
+    let text = error_text(bind_addresses(None, Some(&foreign.join("s.sock"))));
+    assert!(text.contains("owned by uid"), "{text}");
+    // ... and a directory above the socket's owned by another uid is refused too.
+    let text = error_text(bind_addresses(
+        None,
+        Some(&foreign.join("run").join("s.sock")),
+    ));
+    assert!(text.contains("above it is owned by uid"), "{text}");
 }
 
 #[test]

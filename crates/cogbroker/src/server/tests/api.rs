@@ -488,6 +488,18 @@ async fn upstream_outage_is_503_with_retry_after() {
 async fn metrics_and_openapi() {
     let api = Api::start().await;
     api.login_alice().await;
+    // Like `/v1/*`, the metrics need the request header.
+    let bare = HttpRequest::builder()
+        .method(Method::GET)
+        .uri("/metrics")
+        .header(header::HOST, format!("localhost:{PORT}"))
+        .extension(tcp_peer(Some(listen::our_uid())))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        send(&api.app, bare).await.status,
+        StatusCode::PRECONDITION_FAILED
+    );
     let answer = api.get("/metrics").await;
     assert_eq!(answer.status, StatusCode::OK);
     answer.assert_common_headers();
