@@ -8,8 +8,11 @@ use std::path::Path;
 use cognito_auth::error::ServiceError;
 use cognito_auth::srp::{self, ServerChallenge, SrpEphemeral, SrpIdentity};
 
+/// One fuzz entry point: arbitrary bytes in, nothing out (it must not panic).
+pub type Entry = fn(&[u8]);
+
 /// Every target by name, for the replay test and `make fuzz`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("config", config),
     ("jwt", jwt),
     ("srp_challenge", srp_challenge),

@@ -10,7 +10,9 @@
 //! starve the Unix socket.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use anyhow::Context as _;
 use axum::Router;

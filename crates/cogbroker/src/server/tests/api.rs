@@ -887,3 +887,58 @@ async fn oversized_login_and_answer_bodies_get_413() {
     );
     assert!(!answer.text().contains("Sekr1t"), "{}", answer.text());
 }
+
+/// Security test 24, the rest: no error answer (nor `/healthz`, nor another profile's status)
+/// names the user of another profile, and Cognito's own message, when an error repeats it,
+/// arrives bounded and without control characters (it could otherwise forge log lines).
+#[tokio::test]
+async fn errors_never_name_other_users_and_bound_cognitos_message() {
+    let api = Api::start().await;
+    let hostile = format!("bad\ninjected-line\u{1b}[31m {}", "x".repeat(2000));
+    api.emulator.handle().inject(Fault::error(
+        "InitiateAuth",
+        "InvalidParameterException",
+        &hostile,
+    ));
+    let mut answers = vec![
+        api.post(
+            "/v1/profiles/dev/login",
+            json!({ "password": ALICE_PASSWORD }),
+        )
+        .await,
+        api.get("/v1/profiles/dev/token").await,
+        api.get("/v1/profiles/nobody/token").await,
+        api.post(
+            "/v1/profiles/dev/login",
+            json!({ "password": "Wr0ng-Passw0rd!" }),
+        )
+        .await,
+        api.get("/healthz").await,
+        api.get("/v1/profiles/dev").await,
+    ];
+    answers.push(api.get("/v1/logins/not-a-login").await);
+    let mut saw_cognitos_message = false;
+    for answer in &answers {
+        let text = answer.text();
+        assert!(
+            !text.contains("tina"),
+            "another profile's user appears: {text}"
+        );
+        if let Some(message) = answer.json()["message"].as_str() {
+            assert!(
+                !message.chars().any(char::is_control),
+                "control characters reach an error: {message:?}"
+            );
+            assert!(
+                message.chars().count() <= 400,
+                "an unbounded message: {message}"
+            );
+            saw_cognitos_message |= message.contains("injected-line");
+        }
+    }
+    assert!(
+        saw_cognitos_message,
+        "the test reaches the path that repeats Cognito's message: {}",
+        answers[0].text()
+    );
+}
