@@ -8,15 +8,17 @@
 //!
 //! `COGBROKER_SOAK_SECONDS` sets the length (default 600).
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use cogbroker::api::TokenKind;
 use cogbroker::client::{DaemonClient, Target};
 use cogbroker_e2e::daemon::{EmulatorHost, ProfileSpec, Sandbox, read_text};
 use cognito_emulator::Fault;
+use tokio::time::Instant;
 
 const POOL: &str = "us-east-1_Soak";
 const CLIENT: &str = "soak-rotating";
@@ -55,6 +57,11 @@ fn usage(pid: i32) -> anyhow::Result<(u64, usize)> {
         .context("VmRSS")?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count();
     Ok((rss, fds))
+}
+
+/// The soak's report, on stderr (`make soak` runs with `--nocapture`).
+fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "soak: {line}");
 }
 
 #[test]
@@ -155,7 +162,7 @@ fn soak() -> anyhow::Result<()> {
             }
             anyhow::Ok(injected)
         })
-        .map(|injected| eprintln!("soak: {injected} faults injected"))?;
+        .map(|injected| report(&format!("{injected} faults injected")))?;
 
     let end = usage(pid)?;
     let refreshes = emulator.handle.calls(REFRESH) - refreshes_before;
@@ -163,11 +170,11 @@ fn soak() -> anyhow::Result<()> {
         requests.load(Ordering::Relaxed),
         failures.load(Ordering::Relaxed),
     );
-    eprintln!(
-        "soak: {seconds} s, {CLIENTS} clients, {requests} requests, {failures} failures, \
+    report(&format!(
+        "{seconds} s, {CLIENTS} clients, {requests} requests, {failures} failures, \
          {refreshes} refresh calls upstream; RSS {} KiB -> {} KiB; fds {} -> {}",
         start.0, end.0, start.1, end.1
-    );
+    ));
     ensure!(daemon.terminate()?.success());
     ensure!(
         failures == 0,
