@@ -742,3 +742,160 @@ fn the_login_process_is_not_dumpable() -> anyhow::Result<()> {
     ensure!(daemon.terminate()?.success());
     Ok(())
 }
+
+/// Security test 22, the parts the older trace test leaves out, in one run at `RUST_LOG=trace`:
+/// a confidential client (its secret), a NEW_PASSWORD_REQUIRED login answered with a new
+/// password over the API, refresh-token rotation, the API key sent on every TCP request, then a
+/// CLI token, a refresh and a logout. Not one of those secrets, nor any segment (header, payload,
+/// signature) of the tokens handed out, nor the refresh tokens stored, appears in any output of
+/// the daemon or of the CLI.
+#[test]
+fn no_secret_in_any_output_at_trace_with_key_client_secret_and_new_password() -> anyhow::Result<()>
+{
+    const SECRET_CLIENT: &str = "security-confidential";
+    const CLIENT_SECRET: &str = "ConfidentialClientSecret0123456789abcdefghij";
+    const FIRST_PASSWORD: &str = "Temporary-Passw0rd!";
+    const NEW_PASSWORD: &str = "Brand-New-Passw0rd!";
+    let seed = format!(
+        r#"[[pools]]
+id = "{POOL}"
+
+[[pools.clients]]
+id = "{SECRET_CLIENT}"
+secret = "{CLIENT_SECRET}"
+access_token_ttl = 3600
+rotation = {{ enabled = true, grace_seconds = 60 }}
+
+[[pools.users]]
+username = "nora"
+password = "{FIRST_PASSWORD}"
+status = "FORCE_CHANGE_PASSWORD"
+"#
+    );
+    let emulator = EmulatorHost::start(&seed)?;
+    let mut spec = ProfileSpec::new("dev", POOL, SECRET_CLIENT, "nora");
+    spec.extra = "client_secret = { env = \"E2E_SECURITY_CLIENT_SECRET\" }\n".to_owned();
+    let sandbox = Sandbox::new(&emulator.endpoint, &[spec])?;
+    configure_api_key(&sandbox)?;
+    let env = [
+        ("RUST_LOG", "trace"),
+        ("E2E_SECURITY_CLIENT_SECRET", CLIENT_SECRET),
+    ];
+    let mut daemon = sandbox.serve(&env)?;
+    let tcp = daemon.tcp.context("the daemon's TCP address")?;
+    let call = |method: &str,
+                path: &str,
+                body: Option<&str>|
+     -> anyhow::Result<(u16, serde_json::Value)> {
+        let mut stream = TcpStream::connect(tcp)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let body = body.unwrap_or("");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {tcp}\r\nX-Cogbroker-Request: 1\r\nAuthorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        let status = text.get(9..12).context("a status line")?.parse()?;
+        let (_, json) = text.split_once("\r\n\r\n").context("an HTTP answer")?;
+        Ok((
+            status,
+            serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+        ))
+    };
+    let (status, started) = call(
+        "POST",
+        "/v1/profiles/dev/login",
+        Some(&format!(r#"{{"password":"{FIRST_PASSWORD}"}}"#)),
+    )?;
+    ensure!(
+        status == 200 && started["challenge"] == "NEW_PASSWORD_REQUIRED",
+        "{started}"
+    );
+    let login_id = started["login_id"].as_str().context("login_id")?;
+    let (status, done) = call(
+        "POST",
+        &format!("/v1/logins/{login_id}"),
+        Some(&format!(r#"{{"new_password":"{NEW_PASSWORD}"}}"#)),
+    )?;
+    ensure!(status == 200 && done["status"] == "authenticated", "{done}");
+    let mut tokens = Vec::new();
+    for path in ["/v1/profiles/dev/token", "/v1/profiles/dev/token?kind=id"] {
+        let (status, answer) = call("GET", path, None)?;
+        ensure!(status == 200, "{answer}");
+        tokens.push(answer["token"].as_str().context("a token")?.to_owned());
+    }
+    let mut refresh_tokens = stored_refresh_tokens(&sandbox.dir.path().join("state"))?;
+    let (status, answer) = call("POST", "/v1/profiles/dev/refresh", Some("{}"))?;
+    ensure!(status == 200, "{answer}");
+    refresh_tokens.extend(stored_refresh_tokens(&sandbox.dir.path().join("state"))?);
+    ensure!(!refresh_tokens.is_empty(), "a refresh token was stored");
+    let mut cli_output = String::new();
+    for args in [&["token", "dev"][..], &["logout", "dev"]] {
+        let mut command = sandbox.command()?;
+        command.args(args).env("RUST_LOG", "trace");
+        let output = command.output()?;
+        expect_code(&output, 0)?;
+        let out = String::from_utf8_lossy(&output.stdout).into_owned();
+        if args[0] == "token" {
+            tokens.push(out.trim().to_owned());
+        } else {
+            cli_output.push_str(&out);
+        }
+        cli_output.push_str(&String::from_utf8_lossy(&output.stderr));
+    }
+    ensure!(daemon.terminate()?.success());
+    let (daemon_stdout, daemon_stderr) = daemon.finished_output();
+    ensure!(daemon_stderr.contains("TRACE"), "trace logging is on");
+    let everything = format!("{daemon_stdout}\n{daemon_stderr}\n{cli_output}");
+    let mut secrets = vec![
+        ("the first password".to_owned(), FIRST_PASSWORD.to_owned()),
+        ("the new password".to_owned(), NEW_PASSWORD.to_owned()),
+        ("the client secret".to_owned(), CLIENT_SECRET.to_owned()),
+        ("the API key".to_owned(), API_KEY.to_owned()),
+    ];
+    for token in &tokens {
+        for (index, segment) in token.split('.').enumerate() {
+            if segment.len() >= 8 {
+                secrets.push((format!("JWT segment {index}"), segment.to_owned()));
+            }
+        }
+    }
+    for token in refresh_tokens {
+        secrets.push(("a refresh token".to_owned(), token));
+    }
+    for (what, secret) in &secrets {
+        ensure!(
+            !everything.contains(secret.as_str()),
+            "{what} appears in the output"
+        );
+    }
+    Ok(())
+}
+
+/// Every `refresh_token` in the file store's records under `state_dir`.
+fn stored_refresh_tokens(state_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut stack = vec![state_dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(value) = serde_json::from_str::<serde_json::Value>(&read_text(&path)?)
+            {
+                if let Some(token) = value
+                    .get("refresh_token")
+                    .and_then(serde_json::Value::as_str)
+                {
+                    found.push(token.to_owned());
+                }
+            }
+        }
+    }
+    Ok(found)
+}
