@@ -6,6 +6,8 @@
 use std::path::Path;
 
 use cognito_auth::error::ServiceError;
+
+pub use crate::server::fuzz_entry::{host as host_header, json_body, token_query};
 use cognito_auth::srp::{self, ServerChallenge, SrpEphemeral, SrpIdentity};
 
 /// One fuzz entry point: arbitrary bytes in, nothing out (it must not panic).
@@ -17,9 +19,9 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("jwt", jwt),
     ("srp_challenge", srp_challenge),
     ("cognito_error", cognito_error),
-    ("token_query", crate::server::fuzz_entry::token_query),
-    ("host_header", crate::server::fuzz_entry::host),
-    ("json_body", crate::server::fuzz_entry::json_body),
+    ("token_query", token_query),
+    ("host_header", host_header),
+    ("json_body", json_body),
     ("git", git),
     ("docker", docker),
     ("cargo", cargo),
