@@ -175,6 +175,8 @@ fn soak() -> anyhow::Result<()> {
          {refreshes} refresh calls upstream; RSS {} KiB -> {} KiB; fds {} -> {}",
         start.0, end.0, start.1, end.1
     ));
+    // The daemon's STOPPING=1 must find room on the notify socket (its queue holds 10).
+    daemon.drain_notifications()?;
     ensure!(daemon.terminate()?.success());
     ensure!(
         failures == 0,
