@@ -28,7 +28,7 @@ KEYRING_TEST_PASSWORD := cogbroker-test
 
 .DEFAULT_GOAL := help
 .PHONY: help build demo test fmt fmt-check clippy lint unit demo-once interop keyring keyring-deps \
-	browser browser-deps install clean-venv bench bench-quick bench-build
+	browser browser-deps install clean-venv bench bench-quick bench-build fuzz fuzz-deps soak
 
 help:
 	@echo 'make demo        build and run `cogbroker demo`: an emulator, the daemon, a login, tokens'
@@ -43,6 +43,8 @@ help:
 	@echo 'make clean-venv  remove the interop venv'
 	@echo 'make bench       release build, every performance row against its baselines, table -> docs/benchmarks.md (~6 min)'
 	@echo 'make bench-quick the same rows, shorter (CI smoke, < 2 min); writes nothing'
+	@echo 'make fuzz        every cargo-fuzz target for FUZZ_SECONDS each (default 60; nightly, installs cargo-fuzz)'
+	@echo 'make soak        the daemon under load and upstream faults for SOAK_SECONDS (default 600)'
 
 build:
 	$(CARGO) build --workspace --bins
@@ -74,7 +76,7 @@ fmt-check:
 clippy:
 	@echo '==> cargo clippy -D warnings'
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p cogbroker-e2e --test interop --test keyring --test browser -- -D warnings
+	$(CARGO) clippy -p cogbroker-e2e --test interop --test keyring --test browser --test soak -- -D warnings
 
 lint: fmt-check clippy
 
@@ -200,3 +202,30 @@ bench: bench-build
 bench-quick: bench-build
 	@$(MAKE) --no-print-directory $(BENCH_STAMP) || true
 	'$(TARGET_DIR)/release/cogbroker-bench' --quick --venv $(BENCH_VENV)
+
+# `make fuzz` (not part of `make test`): each cargo-fuzz target in fuzz/ (its own workspace, so
+# the stable build never needs nightly) for FUZZ_SECONDS. New inputs go to target/fuzz-corpus;
+# the committed seeds in fuzz/corpus replay on stable in `make test` (tests/it/fuzz_corpus.rs).
+# A crash is saved under fuzz/artifacts/<target>/: fix it, then add the input to fuzz/corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := config jwt srp_challenge cognito_error token_query host_header json_body git \
+	docker cargo bazel kube_exec_info goauth
+
+fuzz-deps:
+	@$(CARGO) +nightly --version >/dev/null 2>&1 || { \
+		echo 'make fuzz needs a nightly toolchain: rustup toolchain install nightly' >&2; exit 1; }
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
+fuzz: fuzz-deps
+	@for target in $(FUZZ_TARGETS); do \
+		echo "==> fuzz $$target for $(FUZZ_SECONDS) s"; \
+		mkdir -p target/fuzz-corpus/$$target; \
+		$(CARGO) +nightly fuzz run $$target target/fuzz-corpus/$$target fuzz/corpus/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=16384 -rss_limit_mb=2048 || exit 1; \
+	done
+
+# `make soak` (not part of `make test`): tests/soak/main.rs; CI may run `make soak SOAK_SECONDS=120`.
+SOAK_SECONDS ?= 600
+
+soak: build
+	COGBROKER_SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test -p cogbroker-e2e --test soak -- --nocapture

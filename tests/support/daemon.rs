@@ -244,6 +244,21 @@ impl Sandbox {
         self.spawn_daemon(command)
     }
 
+    /// Starts `<wrapper...> cogbroker --config <config> serve` (e.g. `prlimit --nofile=1024:`)
+    /// with the same clean environment, and waits for `READY=1`.
+    pub fn serve_wrapped(&self, wrapper: &[&str]) -> anyhow::Result<DaemonProcess> {
+        let (program, args) = wrapper.split_first().context("a wrapper command")?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .arg(workspace_binary("cogbroker")?)
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("serve");
+        self.clean_env(&mut command);
+        self.spawn_daemon(command)
+    }
+
     /// Starts `cogbroker serve` as systemd would with `WatchdogSec`: `WATCHDOG_USEC` set and
     /// `WATCHDOG_PID` naming the daemon itself (a shell exports its own pid, then `exec`s).
     pub fn serve_with_watchdog(&self, usec: u64) -> anyhow::Result<DaemonProcess> {
@@ -385,7 +400,30 @@ impl DaemonProcess {
         self.wait_for_notifications(needle, 1)
     }
 
-    /// Waits until `count` datagrams containing `needle` arrived in all; returns the last.
+    /// Reads every datagram already queued on the notify socket, without waiting, and returns
+    /// how many. A long run must call it now and then: the daemon's `sd_notify` blocks once the
+    /// socket's queue is full, as it would with a manager that never reads (systemd always does).
+    pub fn drain_notifications(&mut self) -> anyhow::Result<usize> {
+        self.notify
+            .set_nonblocking(true)
+            .context("make the notify socket non-blocking")?;
+        let mut buffer = vec![0u8; 4096];
+        let mut drained = 0;
+        while let Ok(length) = self.notify.recv(&mut buffer) {
+            drained += 1;
+            // Keep the readiness datagrams and the latest ones, not every STATUS= of a long run.
+            if self.notifications.len() < 64 {
+                self.notifications
+                    .push(String::from_utf8_lossy(&buffer[..length]).into_owned());
+            }
+        }
+        self.notify
+            .set_nonblocking(false)
+            .context("make the notify socket blocking again")?;
+        Ok(drained)
+    }
+
+    /// Waits until `count` datagrams containing `needle` have arrived; returns the last one.
     pub fn wait_for_notifications(&mut self, needle: &str, count: usize) -> anyhow::Result<String> {
         let seen =
             |notifications: &[String]| notifications.iter().filter(|n| n.contains(needle)).count();

@@ -330,7 +330,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
         if let Some(client_error) = cause.downcast_ref::<ClientError>() {
             return match client_error {
-                ClientError::Unreachable { .. } => EXIT_DAEMON_UNREACHABLE,
+                ClientError::Unreachable { .. } | ClientError::Impostor { .. } => {
+                    EXIT_DAEMON_UNREACHABLE
+                }
                 ClientError::Api { code, .. } if code == "login_required" => EXIT_LOGIN_REQUIRED,
                 ClientError::Api { code, .. } if code == "upstream_unavailable" => {
                     EXIT_UPSTREAM_UNAVAILABLE

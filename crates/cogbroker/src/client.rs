@@ -100,6 +100,20 @@ pub enum ClientError {
     /// The HTTP exchange failed half-way.
     #[error("talking to the cogbroker daemon at {target} failed: {reason}")]
     Http { target: String, reason: String },
+    /// What answers at the daemon's address does not run as us (or cannot be shown to): another
+    /// user may be squatting the port or the socket path. Nothing was sent to it.
+    #[error(
+        "refusing to talk to {target}: {owner}, and cogbroker talks only to a daemon running as \
+         you (uid {ours}). Another user may be squatting the daemon's address; nothing was sent \
+         (no password, code or API key). Stop that program, or give cogbroker another [daemon] \
+         socket or listen address"
+    )]
+    Impostor {
+        target: String,
+        /// "it is served by uid N" or why the owner could not be found.
+        owner: String,
+        ours: u32,
+    },
 }
 
 impl ClientError {
@@ -321,6 +335,7 @@ impl DaemonClient {
                 let stream = connect_with_timeout(tokio::net::UnixStream::connect(socket))
                     .await
                     .map_err(unreachable)?;
+                self.verify_unix(&stream)?;
                 self.exchange(stream, "localhost".to_owned(), method, path, body)
                     .await?
             }
@@ -328,6 +343,7 @@ impl DaemonClient {
                 let stream = connect_with_timeout(tokio::net::TcpStream::connect(addr))
                     .await
                     .map_err(unreachable)?;
+                self.verify_tcp(&stream).await?;
                 // Nagle would only delay our single small request.
                 let _ = stream.set_nodelay(true);
                 self.exchange(stream, addr.to_string(), method, path, body)
@@ -338,6 +354,58 @@ impl DaemonClient {
             target: self.target.to_string(),
             seconds: RESPONSE_TIMEOUT.as_secs(),
         })
+    }
+
+    /// The Unix socket's other end must run as us (`SO_PEERCRED`), before a byte is sent.
+    fn verify_unix(&self, stream: &tokio::net::UnixStream) -> Result<(), ClientError> {
+        let ours = crate::listen::our_uid();
+        let owner = match stream.peer_cred() {
+            Ok(cred) if cred.uid() == ours => return Ok(()),
+            Ok(cred) => format!("it is served by uid {}", cred.uid()),
+            Err(error) => format!("its owner cannot be read (SO_PEERCRED: {error})"),
+        };
+        Err(self.impostor(owner, ours))
+    }
+
+    /// The TCP listener that accepted us must be ours, from the kernel's socket table, before a
+    /// byte is sent (Linux; elsewhere the table is not readable and TCP is not checked).
+    async fn verify_tcp(&self, stream: &tokio::net::TcpStream) -> Result<(), ClientError> {
+        if !cfg!(target_os = "linux") {
+            return Ok(());
+        }
+        let ours = crate::listen::our_uid();
+        let (server, client) = match (stream.peer_addr(), stream.local_addr()) {
+            (Ok(server), Ok(client)) => (server, client),
+            (Err(error), _) | (_, Err(error)) => {
+                return Err(self.impostor(
+                    format!("the connection's addresses cannot be read ({error})"),
+                    ours,
+                ));
+            }
+        };
+        let lookup =
+            tokio::task::spawn_blocking(move || crate::listen::tcp_server_owners(server, client))
+                .await;
+        let owner = match lookup {
+            Ok(Ok(owners)) if !owners.is_empty() && owners.iter().all(|&uid| uid == ours) => {
+                return Ok(());
+            }
+            Ok(Ok(owners)) => match owners.iter().find(|&&uid| uid != ours) {
+                Some(uid) => format!("it is served by uid {uid}"),
+                None => "the kernel's socket table does not show who serves it".to_owned(),
+            },
+            Ok(Err(error)) => format!("the kernel's socket table cannot be read ({error})"),
+            Err(error) => format!("the socket-table lookup failed ({error})"),
+        };
+        Err(self.impostor(owner, ours))
+    }
+
+    fn impostor(&self, owner: String, ours: u32) -> ClientError {
+        ClientError::Impostor {
+            target: self.target.to_string(),
+            owner,
+            ours,
+        }
     }
 
     async fn exchange<S>(

@@ -35,6 +35,8 @@ pub mod client;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod helpers;
 pub mod listen;
 pub mod output;

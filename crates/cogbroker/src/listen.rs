@@ -27,6 +27,8 @@ pub struct Listeners {
     tcp: Option<std::net::TcpListener>,
     tcp_addr: Option<SocketAddr>,
     unix: Option<UnixSocket>,
+    /// Set when the TCP port was taken and only the Unix socket is served.
+    tcp_unavailable: Option<String>,
 }
 
 /// Who is on the other end of one accepted connection. The accept loop inserts it into every
@@ -82,6 +84,7 @@ pub fn bind(daemon: &DaemonConfig, env: &dyn EnvSource) -> anyhow::Result<Listen
         tcp: None,
         tcp_addr: None,
         unix: None,
+        tcp_unavailable: None,
     };
     if let Some(count) = activation_fd_count(env)? {
         listeners.adopt(count)?;
@@ -91,7 +94,7 @@ pub fn bind(daemon: &DaemonConfig, env: &dyn EnvSource) -> anyhow::Result<Listen
         listeners.unix = Some(UnixSocket::bind(path)?);
     }
     if let (None, Listen::Tcp(addr)) = (&listeners.tcp, &daemon.listen) {
-        listeners.bind_tcp(*addr)?;
+        listeners.bind_tcp_beside_socket(*addr)?;
     }
     ensure!(
         listeners.tcp.is_some() || listeners.unix.is_some(),
@@ -107,12 +110,13 @@ pub fn bind_addresses(tcp: Option<SocketAddr>, socket: Option<&Path>) -> anyhow:
         tcp: None,
         tcp_addr: None,
         unix: None,
+        tcp_unavailable: None,
     };
     if let Some(path) = socket {
         listeners.unix = Some(UnixSocket::bind(path)?);
     }
     if let Some(addr) = tcp {
-        listeners.bind_tcp(addr)?;
+        listeners.bind_tcp_beside_socket(addr)?;
     }
     Ok(listeners)
 }
@@ -145,6 +149,34 @@ impl Listeners {
         (self.tcp, self.unix)
     }
 
+    /// Why the configured TCP port is not served (another program holds it), if so.
+    pub fn tcp_unavailable(&self) -> Option<&str> {
+        self.tcp_unavailable.as_deref()
+    }
+
+    /// Binds TCP; when the port is taken by someone else and the Unix socket is already bound,
+    /// the daemon goes on without TCP (a squatted port must not take the socket down with it)
+    /// and says so loudly. Without a Unix socket a taken port is fatal.
+    fn bind_tcp_beside_socket(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
+        let Err(error) = self.bind_tcp(addr) else {
+            return Ok(());
+        };
+        let in_use = error
+            .chain()
+            .filter_map(|cause| cause.downcast_ref::<io::Error>())
+            .any(|cause| cause.kind() == io::ErrorKind::AddrInUse);
+        if !in_use || self.unix.is_none() {
+            return Err(error);
+        }
+        let reason = format!(
+            "{addr} is taken by another program; serving the Unix socket only (free the port and \
+             restart, or pick another in [daemon] listen or COGBROKER_LISTEN)"
+        );
+        tracing::warn!("TCP listener not started: {reason}");
+        self.tcp_unavailable = Some(reason);
+        Ok(())
+    }
+
     fn bind_tcp(&mut self, addr: SocketAddr) -> anyhow::Result<()> {
         ensure!(
             addr.ip().is_loopback(),
@@ -157,7 +189,7 @@ impl Listeners {
             } else {
                 ""
             };
-            anyhow::anyhow!("cannot listen on {addr}: {error}{hint}")
+            anyhow::Error::new(error).context(format!("cannot listen on {addr}{hint}"))
         })?;
         listener
             .set_nonblocking(true)
@@ -317,29 +349,32 @@ impl UnixSocket {
     }
 }
 
-/// Creates `dir` 0700 if it is missing, then insists that it is a real directory owned by us and
-/// closed to group and others. Only the last component is created.
+/// Creates `dir` 0700 if it is missing (and any missing directory above it, also 0700), then
+/// insists that it is a real directory owned by us and closed to group and others, and that no
+/// directory above it lets someone else swap it: every ancestor must be owned by us or root and
+/// writable by nobody else unless sticky (like `/tmp`). So the `$TMPDIR/cogbroker-UID` fallback,
+/// if another user created it first (or it is group/world writable), is refused.
 pub fn prepare_private_dir(dir: &Path) -> anyhow::Result<()> {
     let shown = dir.display();
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {
-            // The umask may have removed owner bits too; set exactly 0700.
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("cannot make {shown} mode 0700"))?;
+    let us = our_uid();
+    let absolute = std::path::absolute(dir).with_context(|| format!("cannot resolve {shown}"))?;
+    // Each directory above is judged before anything is created below it.
+    let mut above = PathBuf::new();
+    let components: Vec<_> = absolute.components().collect();
+    for component in components.iter().take(components.len().saturating_sub(1)) {
+        above.push(component);
+        if fs::symlink_metadata(&above).is_err() {
+            make_private_dir(&above)?;
         }
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(error) => {
-            return Err(error)
-                .with_context(|| format!("cannot create the runtime directory {shown}"));
-        }
+        check_ancestor(&above, dir, us)?;
     }
+    make_private_dir(dir)?;
     let meta = fs::symlink_metadata(dir).with_context(|| format!("cannot inspect {shown}"))?;
     ensure!(
         !meta.file_type().is_symlink(),
         "refusing {shown}: it is a symbolic link"
     );
     ensure!(meta.is_dir(), "refusing {shown}: it is not a directory");
-    let us = our_uid();
     ensure!(
         meta.uid() == us,
         "refusing {shown}: it is owned by uid {}, not by us (uid {us})",
@@ -350,6 +385,57 @@ pub fn prepare_private_dir(dir: &Path) -> anyhow::Result<()> {
         mode & 0o077 == 0,
         "refusing {shown}: it is mode {mode:o}, open to group or others (run `chmod 700 {shown}`)"
     );
+    Ok(())
+}
+
+/// `mkdir` 0700 (the umask may take owner bits away, so the mode is set again); an existing
+/// entry is left for the checks to judge (someone, maybe another user, made it first).
+fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} mode 0700", dir.display())),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error)
+            .with_context(|| format!("cannot create the runtime directory {}", dir.display())),
+    }
+}
+
+/// A directory above the socket's: it (and a symbolic link naming it) owned by us or root, and
+/// not writable by group or others unless sticky, so nobody else can replace what is below.
+fn check_ancestor(ancestor: &Path, dir: &Path, us: u32) -> anyhow::Result<()> {
+    let refuse = |why: String| {
+        anyhow::anyhow!(
+            "refusing the socket directory {}: {} above it {why}",
+            dir.display(),
+            ancestor.display()
+        )
+    };
+    let link = fs::symlink_metadata(ancestor)
+        .with_context(|| format!("cannot inspect {}", ancestor.display()))?;
+    if link.file_type().is_symlink() && link.uid() != us && link.uid() != 0 {
+        return Err(refuse(format!(
+            "is a symbolic link owned by uid {}, not by us (uid {us}) or root",
+            link.uid()
+        )));
+    }
+    let meta =
+        fs::metadata(ancestor).with_context(|| format!("cannot inspect {}", ancestor.display()))?;
+    if !meta.is_dir() {
+        return Err(refuse("is not a directory".to_owned()));
+    }
+    let owner = meta.uid();
+    if owner != us && owner != 0 {
+        return Err(refuse(format!(
+            "is owned by uid {owner}, not by us (uid {us}) or root, so that user could replace it"
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(refuse(format!(
+            "is mode {:o}, writable by others without the sticky bit, so anyone could replace it",
+            mode & 0o777
+        )));
+    }
     Ok(())
 }
 
@@ -480,7 +566,7 @@ impl Peer {
                 pid: cred.pid(),
             },
             Err(error) => {
-                tracing::warn!(%error, "cannot read SO_PEERCRED; the connection's requests will be refused");
+                tracing::debug!(%error, "cannot read SO_PEERCRED; the connection is closed");
                 Self {
                     transport: Transport::Unix,
                     uid: None,
@@ -497,11 +583,11 @@ impl Peer {
         let uid = match lookup {
             Ok(Ok(uid)) => uid,
             Ok(Err(error)) => {
-                tracing::warn!(%error, "cannot read the kernel's TCP socket table; the caller's uid is unknown");
+                tracing::debug!(%error, "cannot read the kernel's TCP socket table; the caller's uid is unknown");
                 None
             }
             Err(error) => {
-                tracing::warn!(%error, "the TCP uid lookup failed");
+                tracing::debug!(%error, "the TCP uid lookup failed");
                 None
             }
         };
@@ -511,6 +597,121 @@ impl Peer {
             pid: None,
         }
     }
+}
+
+/// Looks up TCP peers' uids for the accept loop: one worker reads the kernel's socket table on
+/// a blocking thread for every lookup waiting at that moment, so a burst of connections costs a
+/// few table reads, not one each, and never more than one blocking thread. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct TcpUidResolver {
+    requests: tokio::sync::mpsc::Sender<UidRequest>,
+}
+
+type UidRequest = (
+    SocketAddr,
+    SocketAddr,
+    tokio::sync::oneshot::Sender<Option<u32>>,
+);
+
+impl TcpUidResolver {
+    /// Starts the worker (on the current runtime); it ends when every clone is dropped.
+    pub fn start(queue: usize) -> Self {
+        let (requests, mut incoming) = tokio::sync::mpsc::channel::<UidRequest>(queue.max(1));
+        tokio::spawn(async move {
+            while let Some(first) = incoming.recv().await {
+                let mut batch = vec![first];
+                while let Ok(more) = incoming.try_recv() {
+                    batch.push(more);
+                }
+                let wanted: Vec<(SocketAddr, SocketAddr)> = batch
+                    .iter()
+                    .map(|(local, remote, _)| (*local, *remote))
+                    .collect();
+                let found = tokio::task::spawn_blocking(move || tcp_peer_uids(&wanted)).await;
+                let uids = match found {
+                    Ok(Ok(uids)) => uids,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "cannot read the kernel's TCP socket table; the callers' uids are unknown");
+                        Vec::new()
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "the TCP uid lookup failed");
+                        Vec::new()
+                    }
+                };
+                for (index, (_, _, reply)) in batch.into_iter().enumerate() {
+                    let _ = reply.send(uids.get(index).copied().flatten());
+                }
+            }
+        });
+        Self { requests }
+    }
+
+    /// The peer of an accepted TCP connection; `uid` is `None` when the table does not show it
+    /// or cannot be read (which the accept loop treats as unverified: fail closed).
+    pub async fn peer(&self, local: SocketAddr, remote: SocketAddr) -> Peer {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let uid = match self.requests.send((local, remote, reply)).await {
+            Ok(()) => answer.await.ok().flatten(),
+            Err(_) => None,
+        };
+        Peer {
+            transport: Transport::Tcp { local, remote },
+            uid,
+            pid: None,
+        }
+    }
+}
+
+/// The uids of the client ends of several loopback connections (`(local, remote)` as the
+/// server sees them), from one read of `/proc/net/tcp` and `/proc/net/tcp6` (see
+/// [`tcp_peer_uid`]); `None` for those not found. Linux only (all `None` elsewhere).
+pub fn tcp_peer_uids(connections: &[(SocketAddr, SocketAddr)]) -> io::Result<Vec<Option<u32>>> {
+    let mut uids = vec![None; connections.len()];
+    if !cfg!(target_os = "linux") || connections.is_empty() {
+        return Ok(uids);
+    }
+    let mut wanted = std::collections::HashMap::new();
+    for (index, (local, remote)) in connections.iter().enumerate() {
+        // The client's entry: its local address is our remote one, and the other way round.
+        wanted.insert((canonical(*remote), canonical(*local)), index);
+    }
+    let mut text = String::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        match File::open(table) {
+            Ok(mut file) => {
+                text.clear();
+                io::Read::read_to_string(&mut file, &mut text)?;
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        }
+        for (client, server, uid) in established_entries(&text) {
+            if let Some(&index) = wanted.get(&(client, server)) {
+                uids[index] = Some(uid);
+            }
+        }
+    }
+    Ok(uids)
+}
+
+/// `(local, remote, uid)` of every entry of a socket table that is a full socket (not a
+/// listener, nor a SYN_RECV or TIME_WAIT minisocket, whose uid column is 0).
+fn established_entries(table: &str) -> impl Iterator<Item = (SocketAddr, SocketAddr, u32)> + '_ {
+    const SYN_RECV: u8 = 0x03;
+    const TIME_WAIT: u8 = 0x06;
+    const LISTEN: u8 = 0x0A;
+    table.lines().skip(1).filter_map(|line| {
+        let mut fields = line.split_whitespace();
+        let local = fields.nth(1)?;
+        let remote = fields.next()?;
+        let state = u8::from_str_radix(fields.next()?, 16).ok()?;
+        if matches!(state, SYN_RECV | TIME_WAIT | LISTEN) {
+            return None;
+        }
+        let uid = fields.nth(3)?.parse().ok()?;
+        Some((parse_proc_addr(local)?, parse_proc_addr(remote)?, uid))
+    })
 }
 
 /// The uid owning the client end of a loopback TCP connection whose server end is
@@ -543,6 +744,69 @@ pub fn tcp_peer_uid(local: SocketAddr, remote: SocketAddr) -> io::Result<Option<
         }
     }
     Ok(None)
+}
+
+/// Who owns the daemon end of our loopback TCP connection from `client` to `server`, for the
+/// CLI's check that the daemon is ours before it sends anything (Linux; `Ok(vec![])` elsewhere
+/// or when the kernel's tables do not show it).
+///
+/// The server end of the connection (local address = `server`, remote = `client`) carries the
+/// uid of the listener that accepted it, even before the daemon calls `accept`; if that entry is
+/// not in the table yet, every listening socket that covers `server` (its exact address or a
+/// wildcard on the port) is returned instead, so one foreign listener is enough to refuse.
+pub fn tcp_server_owners(server: SocketAddr, client: SocketAddr) -> io::Result<Vec<u32>> {
+    if !cfg!(target_os = "linux") {
+        return Ok(Vec::new());
+    }
+    let mut text = String::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        match File::open(table) {
+            Ok(mut file) => {
+                io::Read::read_to_string(&mut file, &mut text)?;
+                text.push('\n');
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(server_owners_in_table(&text, server, client))
+}
+
+/// The owners [`tcp_server_owners`] looks for, in the text of the tables (headers included).
+pub fn server_owners_in_table(table: &str, server: SocketAddr, client: SocketAddr) -> Vec<u32> {
+    const SYN_RECV: u8 = 0x03;
+    const TIME_WAIT: u8 = 0x06;
+    const LISTEN: u8 = 0x0A;
+    let (server, client) = (canonical(server), canonical(client));
+    let mut listeners = Vec::new();
+    for line in table.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(state), Some(uid)) =
+            (fields.get(1), fields.get(2), fields.get(3), fields.get(7))
+        else {
+            continue;
+        };
+        let (Some(state), Some(local), Some(uid)) = (
+            u8::from_str_radix(state, 16).ok(),
+            parse_proc_addr(local),
+            uid.parse::<u32>().ok(),
+        ) else {
+            continue;
+        };
+        if state == LISTEN {
+            let covers = local.port() == server.port()
+                && (local.ip() == server.ip() || local.ip().is_unspecified());
+            if covers {
+                listeners.push(uid);
+            }
+        } else if !matches!(state, SYN_RECV | TIME_WAIT)
+            && local == server
+            && parse_proc_addr(remote) == Some(client)
+        {
+            return vec![uid];
+        }
+    }
+    listeners
 }
 
 /// Finds the uid of the socket whose local address is `client` and remote address is `server`

@@ -310,7 +310,31 @@ pub fn harden_process() -> anyhow::Result<()> {
         },
     )
     .context("turning core dumps off failed")?;
+    raise_descriptor_limit();
     Ok(())
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (systemd's soft default is 1024), so a
+/// burst of connections cannot starve the store and the Unix socket of descriptors; the accept
+/// loop also caps connections below the soft limit. A failure is logged, not fatal.
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let Some(hard) = limit.maximum else {
+        return;
+    };
+    if limit.current.is_some_and(|soft| soft >= hard) {
+        return;
+    }
+    if let Err(error) = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        },
+    ) {
+        tracing::warn!(%error, "cannot raise the descriptor limit (RLIMIT_NOFILE)");
+    }
 }
 
 /// Logs to stderr (journald adds timestamps under systemd): `RUST_LOG` wins over the

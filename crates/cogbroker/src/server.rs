@@ -53,6 +53,12 @@ pub struct ServerOptions {
     pub body_limit: usize,
     /// The largest request head (request line and headers) accepted (431 beyond).
     pub header_limit: usize,
+    /// Open connections at most (further ones are closed at once); lowered to fit the soft
+    /// descriptor limit.
+    pub max_connections: usize,
+    /// TCP connections at most whose peer's uid is not known to be ours (being looked up, or
+    /// unknown and admitted by the API key).
+    pub max_unverified: usize,
 }
 
 impl Default for ServerOptions {
@@ -62,6 +68,8 @@ impl Default for ServerOptions {
             header_read_timeout: Duration::from_secs(10),
             body_limit: 16 * 1024,
             header_limit: 16 * 1024,
+            max_connections: 512,
+            max_unverified: 64,
         }
     }
 }
@@ -113,3 +121,59 @@ fn build_router(
 
 #[cfg(test)]
 mod tests;
+
+/// Entry points of the fuzz targets (`fuzz/`) and of their corpus replay test: the request
+/// parsers, fed arbitrary bytes. Not an API.
+#[doc(hidden)]
+pub mod fuzz_entry {
+    use axum::body::Body;
+    use http::{HeaderMap, HeaderValue, header};
+
+    use crate::api::{AnswerBody, LoginRequest, LogoutRequest};
+
+    /// The token endpoint's query string.
+    pub fn token_query(data: &[u8]) {
+        if let Ok(text) = std::str::from_utf8(data) {
+            let _ = super::parse::token_query(Some(text));
+        }
+    }
+
+    /// A `Host` header (and an absolute-form target) against the allowlist.
+    pub fn host(data: &[u8]) {
+        let Ok(value) = HeaderValue::from_bytes(data) else {
+            return;
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, value);
+        let uri = std::str::from_utf8(data)
+            .ok()
+            .and_then(|text| format!("http://{text}/").parse::<http::Uri>().ok())
+            .unwrap_or_else(|| http::Uri::from_static("/"));
+        let local = std::net::Ipv4Addr::LOCALHOST.into();
+        let _ = super::checks::host_allowed(&headers, &uri, 7467, local);
+        let _ = super::checks::host_allowed(&headers, &http::Uri::from_static("/"), 7467, local);
+    }
+
+    /// A JSON request body as the login, answer and logout handlers read it.
+    pub fn json_body(data: &[u8]) {
+        thread_local! {
+            static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a current-thread runtime");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        RUNTIME.with(|runtime| {
+            runtime.block_on(async {
+                let body = || Body::from(data.to_vec());
+                let limit = 16 * 1024;
+                let _ = super::parse::json_body::<LoginRequest>(&headers, body(), limit).await;
+                let _ = super::parse::json_body::<AnswerBody>(&headers, body(), limit).await;
+                let _ = super::parse::json_body::<LogoutRequest>(&headers, body(), limit).await;
+            });
+        });
+    }
+}

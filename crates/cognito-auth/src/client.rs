@@ -29,6 +29,10 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// The proxy to reach Cognito through, when one is configured explicitly. Proxies named by
+    /// the environment (`HTTPS_PROXY`, `ALL_PROXY`, ...) are never used: refresh tokens, client
+    /// secrets and codes must not go wherever an inherited variable points.
+    pub proxy: Option<url::Url>,
 }
 
 impl Default for ClientOptions {
@@ -37,6 +41,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(10),
             user_agent: concat!("cogbroker/", env!("CARGO_PKG_VERSION")).to_owned(),
+            proxy: None,
         }
     }
 }
@@ -244,18 +249,22 @@ async fn service_error(response: reqwest::Response) -> Result<ServiceError, Erro
 }
 
 /// The one HTTP client setup of the crate: rustls, connect and request timeouts, the user
-/// agent, no redirects.
+/// agent, no redirects, and no proxy but the one configured (never the environment's).
 pub(crate) fn http_client(options: ClientOptions) -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
+    let other = |source| Error::Transport {
+        kind: TransportKind::Other,
+        source,
+    };
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
         .timeout(options.request_timeout)
         .user_agent(options.user_agent)
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|source| Error::Transport {
-            kind: TransportKind::Other,
-            source,
-        })
+        .no_proxy();
+    if let Some(proxy) = options.proxy {
+        builder = builder.proxy(reqwest::Proxy::all(proxy.as_str()).map_err(other)?);
+    }
+    builder.build().map_err(other)
 }
 
 /// Refuses an endpoint that is not an http(s) URL.

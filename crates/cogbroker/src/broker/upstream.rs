@@ -38,6 +38,7 @@ impl Upstreams {
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
             user_agent: format!("cogbroker/{}", env!("CARGO_PKG_VERSION")),
+            proxy: None,
         }
     }
 

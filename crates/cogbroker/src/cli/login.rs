@@ -23,6 +23,10 @@ const MAX_RETRIES: usize = 5;
 
 /// Runs the whole login conversation.
 pub(crate) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()> {
+    // This process will hold the password and codes: no core dump, no same-uid ptrace or
+    // /proc/PID/mem, as for the daemon (security test 25).
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .context("making the login process non-dumpable failed")?;
     let profile = args.profile.as_str();
     // Ask the daemon first: an unreachable daemon or an unknown profile fails before any prompt.
     let status = daemon

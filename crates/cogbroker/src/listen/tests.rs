@@ -112,7 +112,45 @@ async fn tcp_lookup_finds_our_uid_for_a_real_loopback_connection() {
                 remote
             }
         );
+        // The batching resolver the accept loop uses gives the same answer, and `None` for a
+        // connection that does not exist (fail closed).
+        let resolver = TcpUidResolver::start(4);
+        assert_eq!(resolver.peer(server, remote).await, peer);
+        let made_up: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(resolver.peer(server, made_up).await.uid, None);
     }
+}
+
+/// The client verifies the daemon: the server end of our connection (or, before the kernel
+/// shows it, the listener) names the listening socket's owner.
+#[tokio::test]
+async fn the_server_end_names_the_listeners_owner() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    let client = tokio::net::TcpStream::connect(server).await.unwrap();
+    let owners = tcp_server_owners(server, client.local_addr().unwrap()).unwrap();
+    assert_eq!(owners, vec![our_uid()]);
+}
+
+#[cfg(target_endian = "little")]
+#[test]
+fn server_owners_come_from_the_connection_or_every_covering_listener() {
+    let table = "\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1D2B 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 11 1 0 100 0 0 10 0
+   1: 00000000:1D2B 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 11 1 0 100 0 0 10 0
+   2: 0100007F:1D2B 0100007F:B880 01 00000000:00000000 00:00000000 00000000  1002        0 12 1 0 20 4 30 10 -1
+";
+    let server: SocketAddr = "127.0.0.1:7467".parse().unwrap();
+    let client: SocketAddr = "127.0.0.1:47232".parse().unwrap();
+    assert_eq!(server_owners_in_table(table, server, client), vec![1002]);
+    let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    assert_eq!(
+        server_owners_in_table(table, server, other),
+        vec![1000, 1001],
+        "the exact and the wildcard listener both count"
+    );
+    assert!(server_owners_in_table("", server, other).is_empty());
 }
 
 #[tokio::test]
@@ -200,15 +238,22 @@ fn existing_loose_or_foreign_dir_is_refused() {
     let text = error_text(bind_addresses(None, Some(&link.join("s.sock"))));
     assert!(text.contains("symbolic link"), "{text}");
 
-    // Another owner: only root can hand a directory to someone else, so only root checks this.
+    // Another owner: only root can hand a directory to someone else (CI runs as root); without
+    // root this fails loudly rather than pass untested.
     let foreign = dir.path().join("foreign");
     fs::create_dir(&foreign).unwrap();
     fs::set_permissions(&foreign, fs::Permissions::from_mode(0o700)).unwrap();
     let other = rustix::fs::Uid::from_raw(our_uid().wrapping_add(4242));
-    if rustix::fs::chown(&foreign, Some(other), None).is_ok() {
-        let text = error_text(bind_addresses(None, Some(&foreign.join("s.sock"))));
-        assert!(text.contains("owned by uid"), "{text}");
-    }
+    rustix::fs::chown(&foreign, Some(other), None)
+        .expect("this test needs root (CI runs as root) to give a directory to another uid");
+    let text = error_text(bind_addresses(None, Some(&foreign.join("s.sock"))));
+    assert!(text.contains("owned by uid"), "{text}");
+    // ... and a directory above the socket's owned by another uid is refused too.
+    let text = error_text(bind_addresses(
+        None,
+        Some(&foreign.join("run").join("s.sock")),
+    ));
+    assert!(text.contains("above it is owned by uid"), "{text}");
 }
 
 #[test]

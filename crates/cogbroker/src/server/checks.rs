@@ -77,8 +77,9 @@ async fn response_headers(request: Request, next: Next) -> Response {
 }
 
 /// The listener checks of design.md §7, in order: connection identity, header size, proxy
-/// headers, Host (TCP: DNS rebinding), Origin, Sec-Fetch-Site, the peer's uid, the API key,
-/// and the custom request header on `/v1/*`.
+/// headers, Host (TCP: DNS rebinding), Origin, Sec-Fetch-Site, the peer's uid, the API key
+/// (every TCP request when one is configured), and the custom request header on `/v1/*` and
+/// `/metrics`.
 async fn listener_checks(State(checks): State<Checks>, request: Request, next: Next) -> Response {
     match check_request(&checks, &request) {
         Ok(()) => next.run(request).await,
@@ -114,7 +115,14 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
         return Err(errors::headers_too_large(checks.header_limit));
     }
 
-    for name in ["forwarded", "x-forwarded-for", "via"] {
+    for name in [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "via",
+    ] {
         if headers.contains_key(name) {
             return Err(ApiError::forbidden(
                 "forbidden_proxy",
@@ -143,14 +151,14 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
     }
 
     for value in headers.get_all("sec-fetch-site") {
-        let allowed = value.to_str().is_ok_and(|site| {
-            let site = site.trim();
-            site.eq_ignore_ascii_case("none") || site.eq_ignore_ascii_case("same-origin")
-        });
+        // Only `none` (a user typed the URL): `same-origin` is what a DNS-rebound page sends.
+        let allowed = value
+            .to_str()
+            .is_ok_and(|site| site.trim().eq_ignore_ascii_case("none"));
         if !allowed {
             return Err(ApiError::forbidden(
                 "forbidden_fetch_site",
-                "cross-site and same-site browser requests (Sec-Fetch-Site) are refused",
+                "browser requests with a Sec-Fetch-Site other than `none` are refused",
             ));
         }
     }
@@ -180,20 +188,34 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
         }
         _ => false,
     };
-    // `/healthz` needs no API key: it says nothing but "ok" and the version.
-    if verdict == PeerVerdict::Unverified && !api_key_ok && target != path::HEALTH {
-        return Err(match checks.api_key {
-            Some(_) => errors::unauthorized(
+    let tcp = matches!(peer.transport, Transport::Tcp { .. });
+    // With a key configured every TCP request needs it (a same-uid relay such as ssh -L or
+    // socat makes any caller look like us); only our own uid may ask `/healthz` without it.
+    // A caller whose uid is unknown needs it for everything, `/healthz` included.
+    let needs_key = match verdict {
+        PeerVerdict::Unverified => true,
+        _ => tcp && checks.api_key.is_some() && target != path::HEALTH,
+    };
+    if needs_key && !api_key_ok {
+        return Err(match (checks.api_key.is_some(), verdict) {
+            (true, PeerVerdict::Unverified) => errors::unauthorized(
                 "the caller's uid cannot be checked: send the API key as `Authorization: Bearer <key>`",
             ),
-            None => ApiError::forbidden(
+            (true, _) => errors::unauthorized(
+                "an API key is configured: every TCP request must send it as `Authorization: Bearer <key>`",
+            ),
+            (false, _) => ApiError::forbidden(
                 "forbidden_peer",
                 "the caller's uid cannot be checked and no api_key_file is configured",
             ),
         });
     }
 
-    if (target == "/v1" || target.starts_with("/v1/")) && !sdk_call {
+    // `/metrics` is no more public than the API: the same request header. SDK calls of the
+    // AWS credentials route carry none (design.md §13): their per-child grant is checked there.
+    let needs_request_header =
+        target == "/v1" || target.starts_with("/v1/") || target == path::METRICS;
+    if needs_request_header && !sdk_call {
         let present = headers
             .get(REQUEST_HEADER)
             .is_some_and(|value| value.as_bytes() == b"1");
@@ -207,7 +229,7 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
 /// Exactly one Host naming `127.0.0.1`, `localhost`, `[::1]` or the very address the
 /// connection arrived on (another 127.x.y.z listener; an IP literal cannot be rebound), always
 /// with our port; an absolute-form request target must name the same.
-pub(super) fn host_allowed(
+pub(crate) fn host_allowed(
     headers: &HeaderMap,
     uri: &Uri,
     port: u16,

@@ -80,7 +80,7 @@ pub(super) fn login_id(path: Result<Path<String>, PathRejection>) -> Result<Stri
 
 /// The token endpoint's query: `kind` (default access) and `min_ttl`, each at most once;
 /// anything else is refused (tokens are never accepted in URLs).
-pub(super) fn token_query(query: Option<&str>) -> Result<TokenQuery, ApiError> {
+pub(crate) fn token_query(query: Option<&str>) -> Result<TokenQuery, ApiError> {
     let mut kind = None;
     let mut min_ttl = None;
     for (name, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
@@ -162,14 +162,14 @@ pub(super) fn wants_plain_text(headers: &HeaderMap) -> bool {
 }
 
 /// A request body type, read from its fields.
-pub(super) trait FromFields: Sized {
+pub(crate) trait FromFields: Sized {
     /// Takes this type's fields; [`json_body`] refuses any left over.
     fn from_fields(fields: &mut JsonFields) -> Result<Self, ApiError>;
 }
 
 /// Reads and parses a JSON body into `T` (see [`JsonFields::read`] for the limits), refusing
 /// unknown fields.
-pub(super) async fn json_body<T: FromFields>(
+pub(crate) async fn json_body<T: FromFields>(
     headers: &HeaderMap,
     body: Body,
     limit: usize,

@@ -55,6 +55,9 @@ struct Api {
     clock: Arc<TestClock>,
     broker: Broker,
     app: Router,
+    /// `Authorization: Bearer <key>` sent by `get` and `post` when the server has a key: with
+    /// one configured, every TCP request needs it.
+    bearer: Option<String>,
 }
 
 impl Api {
@@ -107,11 +110,16 @@ endpoint = "{endpoint}"
         .expect("the broker builds");
         broker.restore().await;
         let app = router(broker.clone(), &options, Some(PORT));
+        let bearer = options
+            .api_key
+            .as_ref()
+            .map(|key| format!("Bearer {}", secrecy::ExposeSecret::expose_secret(key)));
         Self {
             emulator,
             clock,
             broker,
             app,
+            bearer,
         }
     }
 
@@ -122,16 +130,25 @@ endpoint = "{endpoint}"
             .advance_clock(i64::try_from(seconds).unwrap());
     }
 
+    fn ours(&self, method: Method, uri: &str) -> http::request::Builder {
+        let request = ours(method, uri);
+        match &self.bearer {
+            Some(bearer) => request.header(header::AUTHORIZATION, bearer),
+            None => request,
+        }
+    }
+
     async fn get(&self, uri: &str) -> Answer {
         send(
             &self.app,
-            ours(Method::GET, uri).body(Body::empty()).unwrap(),
+            self.ours(Method::GET, uri).body(Body::empty()).unwrap(),
         )
         .await
     }
 
     async fn post(&self, uri: &str, body: Value) -> Answer {
-        let request = ours(Method::POST, uri)
+        let request = self
+            .ours(Method::POST, uri)
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.to_string()))
             .unwrap();
@@ -471,6 +488,18 @@ async fn upstream_outage_is_503_with_retry_after() {
 async fn metrics_and_openapi() {
     let api = Api::start().await;
     api.login_alice().await;
+    // Like `/v1/*`, the metrics need the request header.
+    let bare = HttpRequest::builder()
+        .method(Method::GET)
+        .uri("/metrics")
+        .header(header::HOST, format!("localhost:{PORT}"))
+        .extension(tcp_peer(Some(listen::our_uid())))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        send(&api.app, bare).await.status,
+        StatusCode::PRECONDITION_FAILED
+    );
     let answer = api.get("/metrics").await;
     assert_eq!(answer.status, StatusCode::OK);
     answer.assert_common_headers();
@@ -824,4 +853,96 @@ async fn event_streams_outlive_the_header_read_timeout() {
     assert!(started.elapsed() >= Duration::from_secs(40));
     shutdown.cancel();
     server.await.unwrap().unwrap();
+}
+
+/// Security test 16 on the real handlers: a body over 16 KiB to the login and the answer
+/// endpoints is 413, and the refusal never repeats what was sent.
+#[tokio::test]
+async fn oversized_login_and_answer_bodies_get_413() {
+    let api = Api::start().await;
+    let big = "Sekr1t-".repeat(3 * 1024);
+    let answer = api
+        .post("/v1/profiles/dev/login", json!({ "password": big }))
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        answer.text()
+    );
+    assert!(!answer.text().contains("Sekr1t"), "{}", answer.text());
+    // A pending login to answer: tina has TOTP.
+    let started = api
+        .post(
+            "/v1/profiles/mfa/login",
+            json!({ "password": TINA_PASSWORD }),
+        )
+        .await;
+    let login_id = started.json()["login_id"].as_str().map(str::to_owned);
+    let login_id = login_id.unwrap_or_else(|| panic!("a challenge: {}", started.text()));
+    let answer = api
+        .post(&format!("/v1/logins/{login_id}"), json!({ "code": big }))
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        answer.text()
+    );
+    assert!(!answer.text().contains("Sekr1t"), "{}", answer.text());
+}
+
+/// Security test 24, the rest: no error answer (nor `/healthz`, nor another profile's status)
+/// names the user of another profile, and Cognito's own message, when an error repeats it,
+/// arrives bounded and without control characters (it could otherwise forge log lines).
+#[tokio::test]
+async fn errors_never_name_other_users_and_bound_cognitos_message() {
+    let api = Api::start().await;
+    let hostile = format!("bad\ninjected-line\u{1b}[31m {}", "x".repeat(2000));
+    api.emulator.handle().inject(Fault::error(
+        "InitiateAuth",
+        "InvalidParameterException",
+        &hostile,
+    ));
+    let mut answers = vec![
+        api.post(
+            "/v1/profiles/dev/login",
+            json!({ "password": ALICE_PASSWORD }),
+        )
+        .await,
+        api.get("/v1/profiles/dev/token").await,
+        api.get("/v1/profiles/nobody/token").await,
+        api.post(
+            "/v1/profiles/dev/login",
+            json!({ "password": "Wr0ng-Passw0rd!" }),
+        )
+        .await,
+        api.get("/healthz").await,
+        api.get("/v1/profiles/dev").await,
+    ];
+    answers.push(api.get("/v1/logins/not-a-login").await);
+    let mut saw_cognitos_message = false;
+    for answer in &answers {
+        let text = answer.text();
+        assert!(
+            !text.contains("tina"),
+            "another profile's user appears: {text}"
+        );
+        if let Some(message) = answer.json()["message"].as_str() {
+            assert!(
+                !message.chars().any(char::is_control),
+                "control characters reach an error: {message:?}"
+            );
+            assert!(
+                message.chars().count() <= 400,
+                "an unbounded message: {message}"
+            );
+            saw_cognitos_message |= message.contains("injected-line");
+        }
+    }
+    assert!(
+        saw_cognitos_message,
+        "the test reaches the path that repeats Cognito's message: {}",
+        answers[0].text()
+    );
 }
