@@ -11,6 +11,7 @@
 
 pub(crate) mod browser;
 pub(crate) mod client_credentials;
+mod oauth_app;
 pub(crate) mod user_pool;
 
 use std::future::Future;

@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use cognito_auth::env::{Clock, Entropy};
 use cognito_auth::oauth::{AuthorizeRequest, authorize_url, new_state};
-use cognito_auth::secret::{AuthorizationCode, ClientSecret, Password};
+use cognito_auth::secret::{AuthorizationCode, Password};
 use cognito_auth::{
     BrowserLogin, ChallengeAnswer, DeviceCredentials, LoginStep, LoginSuccess, OAuthClient,
     OAuthErrorCode, PendingLogin, Pkce, Refreshed, TokenSet,
 };
-use secrecy::ExposeSecret;
 
 use super::{RenewError, StepFailure, TokenSource};
 use crate::broker::BrokerError;
@@ -20,15 +19,13 @@ use crate::broker::error::{describe_error, map_login_error};
 use crate::broker::upstream::Upstreams;
 use crate::config::{OAuthSettings, ProfileConfig};
 use crate::secrets::SecretResolver;
+
+use super::oauth_app::OAuthApp;
 use crate::store::StoredSession;
 
 /// An app client that signs people in through a browser.
 pub(crate) struct BrowserSource {
-    config: ProfileConfig,
-    secrets: SecretResolver,
-    upstreams: Arc<Upstreams>,
-    clock: Arc<dyn Clock>,
-    client: tokio::sync::OnceCell<OAuthClient>,
+    app: OAuthApp,
 }
 
 impl BrowserSource {
@@ -39,56 +36,23 @@ impl BrowserSource {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            config,
-            secrets,
-            upstreams,
-            clock,
-            client: tokio::sync::OnceCell::new(),
+            app: OAuthApp::new(config, secrets, upstreams, clock),
         }
     }
 
     fn settings(&self) -> Result<&OAuthSettings, BrokerError> {
-        self.config.oauth.as_ref().ok_or_else(|| {
-            BrokerError::Misconfigured(format!("profile {}: no domain", self.config.name))
-        })
+        self.app.settings()
     }
 
     /// The OAuth client, built on first use (a confidential client's secret is resolved then).
     async fn client(&self) -> Result<OAuthClient, BrokerError> {
-        self.client
-            .get_or_try_init(|| async {
-                let config = &self.config;
-                let settings = self.settings()?;
-                let secret = match &config.client_secret {
-                    None => None,
-                    Some(source) => {
-                        let secret = self
-                            .secrets
-                            .resolve(source, &config.name, "client_secret")
-                            .await
-                            .map_err(|error| BrokerError::Misconfigured(error.to_string()))?;
-                        Some(ClientSecret::new(secret.expose_secret()))
-                    }
-                };
-                OAuthClient::new(
-                    settings.domain.clone(),
-                    config.client_id.clone(),
-                    secret,
-                    self.upstreams.client_options(),
-                    self.clock.clone(),
-                )
-                .map_err(|error| {
-                    BrokerError::Misconfigured(format!("profile {}: {error}", config.name))
-                })
-            })
-            .await
-            .cloned()
+        self.app.client(None).await
     }
 
     fn not_here(&self) -> StepFailure {
         BrokerError::Unsupported(format!(
             "profile {} signs in through a browser: `cogbroker login {} --browser` (or --no-browser)",
-            self.config.name, self.config.name
+            self.app.config.name, self.app.config.name
         ))
         .into()
     }
@@ -105,7 +69,7 @@ impl TokenSource for BrowserSource {
         let redirect_uri = settings.redirect_uri.as_str().to_owned();
         let url = authorize_url(
             &settings.domain,
-            &self.config.client_id,
+            &self.app.config.client_id,
             &AuthorizeRequest {
                 redirect_uri: &redirect_uri,
                 scopes: &settings.scopes,
@@ -122,7 +86,7 @@ impl TokenSource for BrowserSource {
                 pkce,
             })
             .map_err(|error| {
-                BrokerError::Misconfigured(format!("profile {}: {error}", self.config.name))
+                BrokerError::Misconfigured(format!("profile {}: {error}", self.app.config.name))
             }),
         )
     }
@@ -144,7 +108,7 @@ impl TokenSource for BrowserSource {
         let refresh_token = tokens.refresh_token().cloned().ok_or_else(|| {
             BrokerError::Misconfigured(format!(
                 "profile {}: the token reply has no refresh token; allow the refresh token for this app client",
-                self.config.name
+                self.app.config.name
             ))
         })?;
         let set = tokens
@@ -208,7 +172,7 @@ impl TokenSource for BrowserSource {
         _tokens: Option<Arc<TokenSet>>,
         _forget_device: bool,
     ) {
-        let name = &self.config.name;
+        let name = &self.app.config.name;
         let client = match self.client().await {
             Ok(client) => client,
             Err(error) => {
@@ -223,15 +187,15 @@ impl TokenSource for BrowserSource {
 
     fn misconfiguration(&self, error: &cognito_auth::Error) -> Option<String> {
         let oauth = error.oauth().filter(|oauth| oauth.is_misconfigured())?;
-        let name = &self.config.name;
+        let name = &self.app.config.name;
         Some(match oauth.code {
             OAuthErrorCode::InvalidClient => format!(
                 "the domain refused client {} (invalid_client): check client_id and client_secret of profile {name}",
-                self.config.client_id
+                self.app.config.client_id
             ),
             _ => format!(
                 "the domain refused client {} ({}): allow the authorization code grant and the scopes of profile {name}",
-                self.config.client_id, oauth.code
+                self.app.config.client_id, oauth.code
             ),
         })
     }

@@ -5,27 +5,24 @@
 use std::sync::Arc;
 
 use cognito_auth::env::Clock;
-use cognito_auth::secret::{ClientSecret, Password};
+use cognito_auth::secret::Password;
 use cognito_auth::{
     ChallengeAnswer, DeviceCredentials, LoginStep, LoginSuccess, OAuthClient, OAuthErrorCode,
     PendingLogin, Refreshed, TokenSet,
 };
-use secrecy::ExposeSecret;
 
 use super::{RenewError, StepFailure, TokenSource};
 use crate::broker::BrokerError;
 use crate::broker::upstream::Upstreams;
 use crate::config::{OAuthSettings, ProfileConfig};
 use crate::secrets::SecretResolver;
+
+use super::oauth_app::OAuthApp;
 use crate::store::StoredSession;
 
 /// A machine client at a user-pool domain.
 pub(crate) struct ClientCredentialsSource {
-    config: ProfileConfig,
-    secrets: SecretResolver,
-    upstreams: Arc<Upstreams>,
-    clock: Arc<dyn Clock>,
-    client: tokio::sync::OnceCell<OAuthClient>,
+    app: OAuthApp,
 }
 
 impl ClientCredentialsSource {
@@ -36,56 +33,23 @@ impl ClientCredentialsSource {
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            config,
-            secrets,
-            upstreams,
-            clock,
-            client: tokio::sync::OnceCell::new(),
+            app: OAuthApp::new(config, secrets, upstreams, clock),
         }
     }
 
     fn settings(&self) -> Result<&OAuthSettings, BrokerError> {
-        self.config.oauth.as_ref().ok_or_else(|| {
-            BrokerError::Misconfigured(format!("profile {}: no domain", self.config.name))
-        })
+        self.app.settings()
     }
 
     /// The OAuth client, built on first use (the secret is resolved then).
     async fn client(&self) -> Result<OAuthClient, BrokerError> {
-        self.client
-            .get_or_try_init(|| async {
-                let config = &self.config;
-                let settings = self.settings()?;
-                let Some(source) = &config.client_secret else {
-                    return Err(BrokerError::Misconfigured(format!(
-                        "profile {}: client_credentials needs client_secret",
-                        config.name
-                    )));
-                };
-                let secret = self
-                    .secrets
-                    .resolve(source, &config.name, "client_secret")
-                    .await
-                    .map_err(|error| BrokerError::Misconfigured(error.to_string()))?;
-                OAuthClient::new(
-                    settings.domain.clone(),
-                    config.client_id.clone(),
-                    Some(ClientSecret::new(secret.expose_secret())),
-                    self.upstreams.client_options(),
-                    self.clock.clone(),
-                )
-                .map_err(|error| {
-                    BrokerError::Misconfigured(format!("profile {}: {error}", config.name))
-                })
-            })
-            .await
-            .cloned()
+        self.app.client(Some("client_credentials")).await
     }
 
     fn no_login(&self) -> StepFailure {
         BrokerError::Unsupported(format!(
             "profile {} uses grant = \"client_credentials\": it needs no login (tokens come from the client secret on demand; `cogbroker refresh {}` fetches one now)",
-            self.config.name, self.config.name
+            self.app.config.name, self.app.config.name
         ))
         .into()
     }
@@ -146,15 +110,16 @@ impl TokenSource for ClientCredentialsSource {
 
     fn misconfiguration(&self, error: &cognito_auth::Error) -> Option<String> {
         let oauth = error.oauth().filter(|oauth| oauth.is_misconfigured())?;
-        let name = &self.config.name;
+        let name = &self.app.config.name;
         let what = match oauth.code {
             OAuthErrorCode::InvalidClient => format!(
                 "the domain refused client {} with its client_secret (invalid_client): check client_secret of profile {name}",
-                self.config.client_id
+                self.app.config.client_id
             ),
             OAuthErrorCode::InvalidScope => format!(
                 "the domain refused the scopes {:?} (invalid_scope): check scopes of profile {name} against the client's allowed custom scopes",
-                self.config
+                self.app
+                    .config
                     .oauth
                     .as_ref()
                     .map(|s| s.scopes.join(" "))
@@ -162,7 +127,7 @@ impl TokenSource for ClientCredentialsSource {
             ),
             _ => format!(
                 "the domain refused client {} ({}): allow the client_credentials flow for this app client",
-                self.config.client_id, oauth.code
+                self.app.config.client_id, oauth.code
             ),
         };
         Some(format!(
