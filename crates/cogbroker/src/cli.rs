@@ -318,9 +318,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CargoCredential(args) => helpers::cargo(&cli.global, &args),
         Command::BazelCredential(args) => helpers::bazel(&cli.global, &args),
         Command::Goauth(args) => helpers::goauth(&cli.global, &args),
-        Command::Env(args) => helpers::env(&cli.global, &args),
-        Command::Exec(args) => helpers::exec(&cli.global, &args),
-        Command::AwsCredentialProcess(args) => helpers::aws_credential_process(&cli.global, &args),
+        Command::Env(args) => exec::env(&cli.global, &args),
+        Command::Exec(args) => exec::exec(&cli.global, &args),
+        Command::AwsCredentialProcess(args) => exec::aws_credential_process(&cli.global, &args),
         Command::Setup(args) => setup::run(&cli.global, &args),
     }
 }

@@ -1,12 +1,18 @@
 //! Tests of binding (permissions, stale and live sockets, refusals, socket activation) and of
 //! peer identification (`SO_PEERCRED`, the kernel's TCP table).
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::fs;
+use std::io::{self, BufRead as _, BufReader, Read as _};
+use std::net::SocketAddr;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _, symlink};
+use std::os::unix::net::{UnixListener as StdUnixListener, UnixStream as StdUnixStream};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::bind::activation_fd_count;
+use super::peer::uid_in_table;
 use super::*;
-use crate::config::{ProcessEnv, StoreKind};
+use crate::config::{DaemonConfig, Listen, ProcessEnv, SocketSetting, StoreKind};
 
 fn mode(path: &Path) -> u32 {
     fs::symlink_metadata(path).expect("path exists").mode() & 0o777
