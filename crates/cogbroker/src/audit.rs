@@ -34,16 +34,16 @@ pub struct Consumer {
 /// The consumer of one connection, found at most once: the process on the other end of a
 /// connection does not change while it stays open.
 #[derive(Debug, Clone, Default)]
-pub struct ConsumerCache(std::sync::Arc<tokio::sync::OnceCell<Consumer>>);
+pub struct ConsumerCache(std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<Consumer>>>);
 
 impl ConsumerCache {
     /// The consumer behind `peer`, looked up on the first call. On the Unix socket that is one
     /// `readlink` of procfs (the pid came with `SO_PEERCRED`), done in place; on TCP it reads
     /// the socket tables and walks `/proc`, off the executor.
-    pub async fn resolve(&self, peer: &Peer) -> Consumer {
+    pub async fn resolve(&self, peer: &Peer) -> std::sync::Arc<Consumer> {
         self.0
             .get_or_init(|| async {
-                match peer.transport {
+                std::sync::Arc::new(match peer.transport {
                     Transport::Unix => consumer_of(peer),
                     Transport::Tcp { .. } => {
                         let peer = peer.clone();
@@ -51,7 +51,7 @@ impl ConsumerCache {
                             .await
                             .unwrap_or_default()
                     }
-                }
+                })
             })
             .await
             .clone()
@@ -133,10 +133,21 @@ fn process_with_socket(inode: u64, uid: u32) -> Option<i32> {
     })
 }
 
-/// The ring of recent hand-outs.
+/// The ring of recent hand-outs. Recording is on the token path, so an entry is kept compact
+/// (the consumer shared with its connection, no text formatted) and turned into the wire
+/// shape only when someone reads the ring.
 #[derive(Debug, Default)]
 pub struct AuditRing {
-    entries: Mutex<VecDeque<AuditEntry>>,
+    entries: Mutex<VecDeque<Handout>>,
+}
+
+#[derive(Debug)]
+struct Handout {
+    at: SystemTime,
+    profile: Box<str>,
+    kind: TokenKind,
+    unix: bool,
+    consumer: std::sync::Arc<Consumer>,
 }
 
 impl AuditRing {
@@ -147,19 +158,14 @@ impl AuditRing {
         profile: &str,
         kind: TokenKind,
         transport: &Transport,
-        consumer: Consumer,
+        consumer: std::sync::Arc<Consumer>,
     ) {
-        let entry = AuditEntry {
-            at: rfc3339(at),
-            profile: profile.to_owned(),
+        let entry = Handout {
+            at,
+            profile: profile.into(),
             kind,
-            transport: match transport {
-                Transport::Unix => "unix".to_owned(),
-                Transport::Tcp { .. } => "tcp".to_owned(),
-            },
-            uid: consumer.uid,
-            pid: consumer.pid,
-            exe: consumer.exe.map(|exe| exe.display().to_string()),
+            unix: matches!(transport, Transport::Unix),
+            consumer,
         };
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= AUDIT_CAPACITY {
@@ -174,8 +180,20 @@ impl AuditRing {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .filter(|entry| profile.is_none_or(|name| entry.profile == name))
-            .cloned()
+            .filter(|entry| profile.is_none_or(|name| &*entry.profile == name))
+            .map(|entry| AuditEntry {
+                at: rfc3339(entry.at),
+                profile: entry.profile.to_string(),
+                kind: entry.kind,
+                transport: if entry.unix { "unix" } else { "tcp" }.to_owned(),
+                uid: entry.consumer.uid,
+                pid: entry.consumer.pid,
+                exe: entry
+                    .consumer
+                    .exe
+                    .as_ref()
+                    .map(|exe| exe.display().to_string()),
+            })
             .collect()
     }
 }
@@ -196,11 +214,11 @@ mod tests {
                 profile,
                 TokenKind::Access,
                 &Transport::Unix,
-                Consumer {
+                std::sync::Arc::new(Consumer {
                     uid: Some(1),
                     pid: Some(i32::try_from(n).unwrap()),
                     exe: None,
-                },
+                }),
             );
         }
         let all = ring.entries(None);
