@@ -47,3 +47,36 @@ fn every_corpus_file_replays_without_a_panic() -> anyhow::Result<()> {
     ensure!(replayed >= TARGETS.len());
     Ok(())
 }
+
+/// JWT-shaped inputs for the `jwt` entry, minted here rather than committed as token files:
+/// a well-formed access token's shape, and one with `alg: none` and claims of the wrong types.
+#[test]
+fn minted_jwt_shapes_replay_without_a_panic() -> anyhow::Result<()> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let segment = |json: &str| URL_SAFE_NO_PAD.encode(json);
+    let inputs = [
+        format!(
+            "{}.{}.{}",
+            segment(r#"{"alg":"RS256","kid":"k"}"#),
+            segment(
+                r#"{"sub":"u","exp":1700000000,"iat":1699996400,"token_use":"access","username":"alice"}"#
+            ),
+            segment("sig")
+        ),
+        format!(
+            "{}.{}.",
+            segment(r#"{"alg":"none"}"#),
+            segment(r#"{"exp":"soon","iat":-1e+300}"#)
+        ),
+    ];
+    let (_, entry) = TARGETS
+        .iter()
+        .find(|(name, _)| *name == "jwt")
+        .context("the jwt fuzz entry")?;
+    for input in &inputs {
+        std::panic::catch_unwind(|| entry(input.as_bytes()))
+            .map_err(|_| anyhow::anyhow!("jwt panicked on {input}"))?;
+    }
+    Ok(())
+}
