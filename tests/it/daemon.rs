@@ -63,7 +63,7 @@ fn login_stdin(sandbox: &Sandbox, profile: &str, password: &str) -> anyhow::Resu
 }
 
 /// A log line without its leading RFC 3339 timestamp.
-fn without_timestamp(line: &str) -> &str {
+pub(crate) fn without_timestamp(line: &str) -> &str {
     match line.split_once(' ') {
         Some((first, rest)) if first.ends_with('Z') && first.contains('T') => rest,
         _ => line,

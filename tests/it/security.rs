@@ -4,7 +4,8 @@
 //! another uid is refused; a squatted TCP port leaves the Unix socket serving; 1,100 connections
 //! held by another uid leave our requests answering and the daemon's descriptors bounded; a
 //! same-uid relay (socat) gets 401 without the API key; proxies from the environment are never
-//! used for Cognito; the login process is non-dumpable.
+//! used for Cognito; the login process is non-dumpable and a SIGSEGV of the daemon dumps no
+//! core; no device secret reaches the output at trace level.
 //!
 //! Another uid needs root (CI runs as root): the tests that need it fail, loudly, without it.
 //! The programs run as uid 65534 are small Python scripts (Debian's /usr/bin/python3).
@@ -743,6 +744,81 @@ fn the_login_process_is_not_dumpable() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Security test 25, the core: `kill -SEGV` of the daemon, started with `ulimit -c unlimited`
+/// in a directory of its own, dumps no core (the kernel says so in the wait status, and no file
+/// appears where `core_pattern` would put one), while a control shell under the same limit does.
+#[test]
+fn a_segfault_of_the_daemon_dumps_no_core() -> anyhow::Result<()> {
+    use std::os::unix::process::ExitStatusExt as _;
+    let segv = rustix::process::Signal::SEGV.as_raw();
+    let emulator = EmulatorHost::start(&seed())?;
+    let sandbox = sandbox(&emulator.endpoint)?;
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern")?;
+    let cores_in = |dir: &Path| -> anyhow::Result<Vec<String>> {
+        Ok(std::fs::read_dir(dir)?
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("core"))
+            .collect())
+    };
+    let unlimited = "ulimit -c unlimited && cd \"$CORE_DIR\" && exec \"$0\" \"$@\"";
+
+    let control_dir = sandbox.dir.path().join("control-cwd");
+    std::fs::create_dir(&control_dir)?;
+    let control = Command::new("sh")
+        .args(["-c", unlimited, "sh", "-c", "kill -SEGV $$"])
+        .env("CORE_DIR", &control_dir)
+        .status()?;
+    ensure!(
+        control.signal() == Some(segv) && control.core_dumped(),
+        "the check can fail: a plain process under `ulimit -c unlimited` must dump a core on \
+         SIGSEGV (core_pattern {:?}, control {control:?})",
+        pattern.trim()
+    );
+    // Where cores land in the working directory, the file is there too.
+    let in_cwd = !pattern.trim().starts_with('|') && !pattern.contains('/');
+    ensure!(
+        !in_cwd || !cores_in(&control_dir)?.is_empty(),
+        "the control's core file is there"
+    );
+
+    let daemon_dir = sandbox.dir.path().join("daemon-cwd");
+    std::fs::create_dir(&daemon_dir)?;
+    let wrapper = [
+        "env",
+        &format!("CORE_DIR={}", daemon_dir.display()),
+        "sh",
+        "-c",
+        unlimited,
+    ];
+    let mut daemon = sandbox.serve_wrapped(&wrapper)?;
+    sandbox.login_stdin("dev", PASSWORD)?;
+    // The first SIGSEGV may only meet the Rust runtime's stack-overflow handler, which puts the
+    // default action back and returns (the signal was sent, not a fault); the next one kills.
+    let mut status = None;
+    for _ in 0..10 {
+        if daemon.try_exit().is_none() {
+            daemon.signal(rustix::process::Signal::SEGV)?;
+        }
+        status = daemon.wait_up_to(Duration::from_millis(500))?;
+        if status.is_some() {
+            break;
+        }
+    }
+    let status = status.context("the daemon outlived ten SIGSEGVs")?;
+    ensure!(
+        status.signal() == Some(segv),
+        "killed by SIGSEGV, got {status:?}"
+    );
+    ensure!(!status.core_dumped(), "the kernel dumped the daemon's core");
+    let cores = cores_in(&daemon_dir)?;
+    ensure!(
+        cores.is_empty(),
+        "core files in the daemon's directory: {cores:?}"
+    );
+    Ok(())
+}
+
 /// Security test 22, the parts the older trace test leaves out, in one run at `RUST_LOG=trace`:
 /// a confidential client (its secret), a NEW_PASSWORD_REQUIRED login answered with a new
 /// password over the API, refresh-token rotation, the API key sent on every TCP request, then a
@@ -783,26 +859,8 @@ status = "FORCE_CHANGE_PASSWORD"
     ];
     let mut daemon = sandbox.serve(&env)?;
     let tcp = daemon.tcp.context("the daemon's TCP address")?;
-    let call = |method: &str,
-                path: &str,
-                body: Option<&str>|
-     -> anyhow::Result<(u16, serde_json::Value)> {
-        let mut stream = TcpStream::connect(tcp)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let body = body.unwrap_or("");
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {tcp}\r\nX-Cogbroker-Request: 1\r\nAuthorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text)?;
-        let status = text.get(9..12).context("a status line")?.parse()?;
-        let (_, json) = text.split_once("\r\n\r\n").context("an HTTP answer")?;
-        Ok((
-            status,
-            serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
-        ))
+    let call = |method: &str, path: &str, body: Option<&str>| {
+        call_api(tcp, Some(API_KEY), method, path, body)
     };
     let (status, started) = call(
         "POST",
@@ -874,8 +932,152 @@ status = "FORCE_CHANGE_PASSWORD"
     Ok(())
 }
 
+/// Security test 22, the remembered device: a login at `RUST_LOG=trace` that confirms a device
+/// (ConfirmDevice carries the verifier of a password the daemon made), then a second login in
+/// which the device answers DEVICE_SRP_AUTH and DEVICE_PASSWORD_VERIFIER. Neither the device
+/// password, nor the user's password, nor the TOTP code, nor a token appears in any output.
+#[test]
+fn no_device_secret_in_any_output_at_trace() -> anyhow::Result<()> {
+    const DEVICE_POOL: &str = "us-east-1_E2eSecDevice";
+    const TOTP_SECRET: &str = "JBSWY3DPEHPK3PXP";
+    let seed = format!(
+        r#"[[pools]]
+id = "{DEVICE_POOL}"
+mfa = "optional"
+device_tracking = "always"
+
+[[pools.clients]]
+id = "{CLIENT}"
+access_token_ttl = 3600
+
+[[pools.users]]
+username = "dora"
+password = "{PASSWORD}"
+mfa = "totp"
+totp_secret = "{TOTP_SECRET}"
+"#
+    );
+    let emulator = EmulatorHost::start(&seed)?;
+    let mut spec = ProfileSpec::new("dev", DEVICE_POOL, CLIENT, "dora");
+    spec.extra = "remember_device = true\n".to_owned();
+    let sandbox = Sandbox::new(&emulator.endpoint, &[spec])?;
+    let mut daemon = sandbox.serve(&[("RUST_LOG", "trace")])?;
+    let tcp = daemon.tcp.context("the daemon's TCP address")?;
+    let call =
+        |method: &str, path: &str, body: Option<&str>| call_api(tcp, None, method, path, body);
+    let password_body = format!(r#"{{"password":"{PASSWORD}"}}"#);
+
+    // First login: password, then a TOTP code; the daemon confirms and remembers the device.
+    let (status, started) = call("POST", "/v1/profiles/dev/login", Some(&password_body))?;
+    ensure!(
+        status == 200 && started["challenge"] == "SOFTWARE_TOKEN_MFA",
+        "{started}"
+    );
+    let login_id = started["login_id"].as_str().context("login_id")?;
+    let code = emulator
+        .handle
+        .totp_code(DEVICE_POOL, "dora")
+        .context("a TOTP code")?;
+    let (status, done) = call(
+        "POST",
+        &format!("/v1/logins/{login_id}"),
+        Some(&format!(r#"{{"code":"{code}"}}"#)),
+    )?;
+    ensure!(status == 200 && done["status"] == "authenticated", "{done}");
+    ensure!(emulator.handle.calls("ConfirmDevice") == 1);
+    let state = sandbox.dir.path().join("state");
+    let device_passwords = stored_strings(&state, "/device/device_password")?;
+    ensure!(
+        device_passwords.len() == 1 && device_passwords[0].len() >= 16,
+        "one device password is stored"
+    );
+
+    // Second login: the device answers for the MFA, through the device password's SRP.
+    let responds_before = emulator.handle.calls("RespondToAuthChallenge");
+    let (status, done) = call("POST", "/v1/profiles/dev/login", Some(&password_body))?;
+    ensure!(status == 200 && done["status"] == "authenticated", "{done}");
+    ensure!(
+        emulator.handle.calls("RespondToAuthChallenge") - responds_before == 3,
+        "PASSWORD_VERIFIER, DEVICE_SRP_AUTH, DEVICE_PASSWORD_VERIFIER"
+    );
+    let (status, answer) = call("GET", "/v1/profiles/dev/token", None)?;
+    ensure!(status == 200, "{answer}");
+    let token = answer["token"].as_str().context("a token")?.to_owned();
+    ensure!(daemon.terminate()?.success());
+    let (daemon_stdout, daemon_stderr) = daemon.finished_output();
+    ensure!(daemon_stderr.contains("TRACE"), "trace logging is on");
+    let everything = format!("{daemon_stdout}\n{daemon_stderr}");
+    ensure!(
+        everything.contains("DEVICE_PASSWORD_VERIFIER") || everything.contains("device"),
+        "the trace covers the device steps"
+    );
+    let mut secrets = vec![
+        (
+            "the device password".to_owned(),
+            device_passwords[0].clone(),
+        ),
+        ("the password".to_owned(), PASSWORD.to_owned()),
+        ("the TOTP secret".to_owned(), TOTP_SECRET.to_owned()),
+    ];
+    for (index, segment) in token.split('.').enumerate() {
+        secrets.push((format!("JWT segment {index}"), segment.to_owned()));
+    }
+    for token in stored_refresh_tokens(&state)? {
+        secrets.push(("a refresh token".to_owned(), token));
+    }
+    for (what, secret) in &secrets {
+        ensure!(
+            !everything.contains(secret.as_str()),
+            "{what} appears in the output"
+        );
+    }
+    // Six digits: looked for as a whole number, leaving out each line's timestamp.
+    let leaked = everything
+        .lines()
+        .map(crate::daemon::without_timestamp)
+        .flat_map(|line| line.split(|c: char| !c.is_ascii_digit()))
+        .any(|number| number == code);
+    ensure!(!leaked, "the TOTP code appears in the output");
+    Ok(())
+}
+
+/// One HTTP/1.1 request to the daemon's TCP listener (with the API key when given); the status
+/// and the JSON body (Null when the body is not JSON).
+fn call_api(
+    tcp: std::net::SocketAddr,
+    api_key: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let mut stream = TcpStream::connect(tcp)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.unwrap_or("");
+    let authorization = api_key
+        .map(|key| format!("Authorization: Bearer {key}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {tcp}\r\nX-Cogbroker-Request: 1\r\n{authorization}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let status = text.get(9..12).context("a status line")?.parse()?;
+    let (_, json) = text.split_once("\r\n\r\n").context("an HTTP answer")?;
+    Ok((
+        status,
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    ))
+}
+
 /// Every `refresh_token` in the file store's records under `state_dir`.
 fn stored_refresh_tokens(state_dir: &Path) -> anyhow::Result<Vec<String>> {
+    stored_strings(state_dir, "/refresh_token")
+}
+
+/// Every string at the JSON `pointer` of the file store's records under `state_dir`.
+fn stored_strings(state_dir: &Path, pointer: &str) -> anyhow::Result<Vec<String>> {
     let mut found = Vec::new();
     let mut stack = vec![state_dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -888,11 +1090,8 @@ fn stored_refresh_tokens(state_dir: &Path) -> anyhow::Result<Vec<String>> {
                 stack.push(path);
             } else if let Ok(value) = serde_json::from_str::<serde_json::Value>(&read_text(&path)?)
             {
-                if let Some(token) = value
-                    .get("refresh_token")
-                    .and_then(serde_json::Value::as_str)
-                {
-                    found.push(token.to_owned());
+                if let Some(text) = value.pointer(pointer).and_then(serde_json::Value::as_str) {
+                    found.push(text.to_owned());
                 }
             }
         }

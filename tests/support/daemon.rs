@@ -502,6 +502,25 @@ impl DaemonProcess {
         }
     }
 
+    /// Waits up to `limit` for the process to exit; `None` when it is still running.
+    pub fn wait_up_to(&mut self, limit: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        if let Some(status) = self.exited {
+            return Ok(Some(status));
+        }
+        match self.exit.recv_timeout(limit) {
+            Ok(result) => {
+                let status = result.context("wait for the daemon")?;
+                self.exited = Some(status);
+                if let Some(waiter) = self.waiter.take() {
+                    let _ = waiter.join();
+                }
+                Ok(Some(status))
+            }
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => bail!("the daemon's waiter thread vanished"),
+        }
+    }
+
     /// SIGTERM, then wait for the exit.
     pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
         self.signal(rustix::process::Signal::TERM)?;
