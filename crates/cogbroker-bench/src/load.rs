@@ -125,6 +125,13 @@ pub(crate) async fn once(
     Conn::open(target).await?.send(method, path, json).await
 }
 
+/// What one throughput run measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Throughput {
+    pub(crate) per_second: f64,
+    pub(crate) requests: u64,
+}
+
 /// Requests per second of `conns` kept-alive connections sending GET `path` back to back for
 /// `duration`. Any answer but 200 is an error.
 pub(crate) async fn throughput(
@@ -132,7 +139,7 @@ pub(crate) async fn throughput(
     path: &str,
     conns: usize,
     duration: Duration,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Throughput> {
     let done = Arc::new(AtomicU64::new(0));
     let mut opened = Vec::with_capacity(conns);
     for _ in 0..conns {
@@ -156,7 +163,11 @@ pub(crate) async fn throughput(
         task.await??;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
+    let requests = done.load(Ordering::Relaxed);
+    Ok(Throughput {
+        per_second: requests as f64 / elapsed,
+        requests,
+    })
 }
 
 /// Exactly `total` GETs spread over `conns` kept-alive connections.

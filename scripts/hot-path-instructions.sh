@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Instructions the daemon executes per cache-hit request, counted by callgrind: repeatable for
+# the same binary and input whatever else the machine is doing (docs/benchmarks.md).
+#
+#   scripts/hot-path-instructions.sh BIN_DIR [REQUESTS] [unix|tcp]
+#   HELLO=target/release/bench-hello scripts/hot-path-instructions.sh BIN_DIR   (adds the baseline)
+#
+# BIN_DIR holds `cogbroker` and `cognito-emulator` (e.g. target/release, or an older commit's
+# release build). The daemon runs under valgrind with one logged-in profile; after a warm-up,
+# the counters are zeroed, curl sends REQUESTS (default 2000) GETs of the token on one
+# kept-alive connection, and the counters are dumped. Needs valgrind, curl and python3.
+set -euo pipefail
+
+bin=${1:?usage: $0 BIN_DIR [REQUESTS] [unix|tcp]}
+requests=${2:-2000}
+transport=${3:-unix}
+password='Bench-Passw0rd!'
+dir=$(mktemp -d "${TMPDIR:-/tmp}/cogbroker-instr.XXXXXX")
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+emulator_port=$(free_port)
+port=$(free_port)
+mkdir -p "$dir/config" "$dir/state" "$dir/run"
+chmod 700 "$dir/run"
+socket="$dir/run/cogbroker/cogbroker.sock"
+cat >"$dir/seed.toml" <<EOF
+[[pools]]
+id = "us-east-1_Bench"
+
+[[pools.clients]]
+id = "bench-long"
+access_token_ttl = 3600
+id_token_ttl = 3600
+
+[[pools.users]]
+username = "u0"
+password = "$password"
+EOF
+cat >"$dir/config/config.toml" <<EOF
+[daemon]
+listen = "127.0.0.1:$port"
+socket = "$socket"
+store = "memory"
+state_dir = "$dir/state"
+log = "warn"
+
+[profiles.bench]
+user_pool_id = "us-east-1_Bench"
+client_id = "bench-long"
+username = "u0"
+auth_flow = "USER_SRP_AUTH"
+remember_device = false
+endpoint = "http://127.0.0.1:$emulator_port"
+EOF
+export XDG_RUNTIME_DIR="$dir/run" XDG_CONFIG_HOME="$dir/config" XDG_STATE_HOME="$dir/state"
+export COGBROKER_NO_AUTOSTART=1
+
+"$bin/cognito-emulator" --seed "$dir/seed.toml" --listen "127.0.0.1:$emulator_port" \
+    >"$dir/emulator.log" 2>&1 &
+pids+=($!)
+valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.%p" \
+    "$bin/cogbroker" --config "$dir/config/config.toml" serve >"$dir/daemon.log" 2>&1 &
+daemon=$!
+pids+=("$daemon")
+for _ in $(seq 1 300); do
+    [ -S "$socket" ] && curl -sf --unix-socket "$socket" http://localhost/healthz >/dev/null && break
+    sleep 0.2
+done
+echo "$password" | "$bin/cogbroker" --config "$dir/config/config.toml" login bench --password-stdin >/dev/null
+
+if [ "$transport" = unix ]; then
+    base=http://localhost
+    curl_args=(--unix-socket "$socket")
+else
+    base="http://127.0.0.1:$port"
+    curl_args=()
+fi
+urls() {
+    local n=$1
+    for _ in $(seq 1 "$n"); do printf '%s/v1/profiles/bench/token\n' "$base"; done
+}
+fetch() {
+    # One curl process, one kept-alive connection, every URL in turn; bodies discarded.
+    urls "$1" | xargs curl -s "${curl_args[@]}" -H 'X-Cogbroker-Request: 1' >/dev/null
+}
+fetch 50
+callgrind_control -z "$daemon" >/dev/null 2>&1
+fetch "$requests"
+callgrind_control -d "$daemon" >/dev/null 2>&1
+for _ in $(seq 1 50); do
+    dump=$(ls "$dir"/callgrind."$daemon".* 2>/dev/null | head -1 || true)
+    [ -n "$dump" ] && grep -q '^totals:\|^summary:' "$dump" && break
+    sleep 0.1
+done
+total=$(grep -h '^summary:\|^totals:' "$dump" | head -1 | awk '{print $2}')
+echo "$transport: $((total / requests)) instructions per cache-hit request ($requests requests, $bin/cogbroker)"
+
+if [ -n "${HELLO:-}" ]; then
+    # The bench's axum hello-world, the same way: `GET /` on one kept-alive connection.
+    hello_socket="$dir/hello.sock"
+    hello_port=$(free_port)
+    valgrind --tool=callgrind --callgrind-out-file="$dir/hello.%p" \
+        "$HELLO" "127.0.0.1:$hello_port" "$hello_socket" >/dev/null 2>&1 &
+    hello=$!
+    pids+=("$hello")
+    for _ in $(seq 1 300); do
+        curl -sf --unix-socket "$hello_socket" http://localhost/ >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    if [ "$transport" = unix ]; then
+        base=http://localhost
+        curl_args=(--unix-socket "$hello_socket")
+    else
+        base="http://127.0.0.1:$hello_port"
+        curl_args=()
+    fi
+    hello_fetch() {
+        for _ in $(seq 1 "$1"); do printf '%s/\n' "$base"; done |
+            xargs curl -s "${curl_args[@]}" -H 'X-Cogbroker-Request: 1' >/dev/null
+    }
+    hello_fetch 50
+    callgrind_control -z "$hello" >/dev/null 2>&1
+    hello_fetch "$requests"
+    callgrind_control -d "$hello" >/dev/null 2>&1
+    for _ in $(seq 1 50); do
+        dump=$(ls "$dir"/hello."$hello".* 2>/dev/null | head -1 || true)
+        [ -n "$dump" ] && grep -q '^totals:\|^summary:' "$dump" && break
+        sleep 0.1
+    done
+    total=$(grep -h '^summary:\|^totals:' "$dump" | head -1 | awk '{print $2}')
+    echo "$transport: $((total / requests)) instructions per request of the hello-world baseline ($HELLO)"
+fi
