@@ -36,7 +36,6 @@ use std::time::{Duration, SystemTime};
 
 use cognito_auth::env::{Clock, Entropy};
 use cognito_auth::secret::Password;
-use secrecy::SecretString;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -632,28 +631,11 @@ fn issue(
         .tokens
         .as_ref()
         .ok_or_else(|| BrokerError::login_required(profile, "not logged in"))?;
-    let token = match kind {
-        TokenKind::Access => tokens.access_token().expose_secret(),
-        TokenKind::Id => match tokens.id_token() {
-            Some(token) => token.expose_secret(),
-            None => {
-                return Err(BrokerError::Unsupported(format!(
-                    "profile {profile} has no id token (grant = \"{}\" issues access tokens only); ask for kind=access",
-                    handle.info.grant.as_str()
-                )));
-            }
-        },
-    };
-    let expires_at = tokens.expires_at();
-    Ok(IssuedToken {
-        profile: profile.to_owned(),
-        kind,
-        token: SecretString::from(token.to_owned()),
-        expires_at,
-        expires_in: expires_at
-            .duration_since(now)
-            .map_or(0, |left| left.as_secs()),
-        degraded,
+    IssuedToken::new(profile.to_owned(), kind, Arc::clone(tokens), now, degraded).ok_or_else(|| {
+        BrokerError::Unsupported(format!(
+            "profile {profile} has no id token (grant = \"{}\" issues access tokens only); ask for kind=access",
+            handle.info.grant.as_str()
+        ))
     })
 }
 

@@ -25,13 +25,13 @@ mod wire;
 
 use std::time::Duration;
 
-use axum::Router;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
 use crate::listen::{self, Listeners};
 
+pub use checks::App;
 pub use errors::ApiError;
 
 /// How long shutdown lets in-flight requests finish before closing their connections.
@@ -74,10 +74,10 @@ impl Default for ServerOptions {
     }
 }
 
-/// The API as an axum router, listener checks included. Requests must carry a [`Peer`]
+/// The API as one service, listener checks included. Requests must carry a [`Peer`]
 /// extension (the accept loop of [`serve`] inserts it); without one they are refused.
 /// `tcp_port` is the port `Host` must name on TCP connections.
-pub fn router(broker: Broker, options: &ServerOptions, tcp_port: Option<u16>) -> Router {
+pub fn router(broker: Broker, options: &ServerOptions, tcp_port: Option<u16>) -> App {
     let tcp =
         tcp_port.map(|port| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)));
     build_router(broker, options, tcp, CancellationToken::new())
@@ -108,15 +108,15 @@ fn build_router(
     options: &ServerOptions,
     tcp: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
-) -> Router {
-    let routes = routes::routes(broker, options, shutdown, tcp);
+) -> App {
+    let (routes, state) = routes::routes(broker, options, shutdown, tcp);
     let checks = checks::Checks {
         api_key: options.api_key.clone().map(std::sync::Arc::new),
         tcp_port: tcp.map(|addr| addr.port()),
         our_uid: listen::our_uid(),
         header_limit: options.header_limit,
     };
-    checks::with_listener_checks(routes, checks)
+    checks::App::new(routes, checks).with_direct_token_route(state)
 }
 
 #[cfg(test)]

@@ -75,6 +75,22 @@ pub fn is_aws_credentials(path: &str) -> bool {
         .is_some_and(|profile| !profile.is_empty() && !profile.contains('/'))
 }
 
+/// The profile of `/v1/profiles/<p>/token` when `<p>` is written plainly (`A-Z a-z 0-9 . _ -`,
+/// nothing percent-encoded), which is every path the client builds: the server answers those
+/// without its router. `None` for any other path, which the router then handles (percent
+/// decoding and all).
+pub fn plain_token_profile(path: &str) -> Option<&str> {
+    path.strip_prefix(PROFILES)?
+        .strip_prefix('/')?
+        .strip_suffix("/token")
+        .filter(|profile| {
+            !profile.is_empty()
+                && profile
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+}
+
 /// `/v1/audit`, or `/v1/audit?profile=P`.
 pub fn audit(profile: Option<&str>) -> String {
     match profile {

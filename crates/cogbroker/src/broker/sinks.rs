@@ -228,4 +228,4 @@ fn is_temporary(path: &std::path::Path) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

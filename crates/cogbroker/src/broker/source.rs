@@ -14,6 +14,7 @@ pub(crate) mod client_credentials;
 mod oauth_app;
 pub(crate) mod user_pool;
 
+use crate::broker::state::HeldTokens;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use cognito_auth::env::Entropy;
 use cognito_auth::secret::{AuthorizationCode, Password};
 use cognito_auth::{
     BrowserLogin, ChallengeAnswer, DeviceCredentials, LoginStep, LoginSuccess, PendingLogin,
-    Refreshed, TokenSet,
+    Refreshed,
 };
 
 pub(crate) use browser::BrowserSource;
@@ -127,7 +128,7 @@ pub(crate) trait TokenSource: Send + Sync + 'static {
     fn end_session(
         &self,
         session: StoredSession,
-        tokens: Option<Arc<TokenSet>>,
+        tokens: Option<Arc<HeldTokens>>,
         forget_device: bool,
     ) -> impl Future<Output = ()> + Send;
 }
@@ -203,7 +204,7 @@ impl TokenSource for Source {
     async fn end_session(
         &self,
         session: StoredSession,
-        tokens: Option<Arc<TokenSet>>,
+        tokens: Option<Arc<HeldTokens>>,
         forget_device: bool,
     ) {
         each!(self, source => source.end_session(session, tokens, forget_device).await);

@@ -1,10 +1,13 @@
 //! One profile's published state: an immutable `Snapshot` swapped as a whole, so the hot path
 //! reads it with one `Arc` clone and no lock held across an await; plus time formatting.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cognito_auth::TokenSet;
+use hyper::body::Bytes;
+
+use super::types::TokenKind;
 
 use super::policy::{Backoff, TokenTimes};
 
@@ -16,7 +19,7 @@ pub(crate) struct Snapshot {
     /// happened since I looked".
     pub(crate) generation: u64,
     /// The current access and ID tokens.
-    pub(crate) tokens: Option<Arc<TokenSet>>,
+    pub(crate) tokens: Option<Arc<HeldTokens>>,
     /// A refresh token is held (in memory) for this profile.
     pub(crate) has_session: bool,
     /// Why a login is required, when it is (refresh token refused).
@@ -66,6 +69,47 @@ impl LoginFlag {
             Self::Busy => true,
             Self::PendingUntil(expires_at) => expires_at > now,
         }
+    }
+}
+
+/// A token set as snapshots share it, with one slot per token kind for what the server renders
+/// from it once (the JSON of a token answer, of which only the seconds left and the degraded
+/// flag change between requests): a cache hit then copies bytes instead of formatting them.
+/// Made anew with every token set, so a rendering can never show other tokens than its own.
+pub(crate) struct HeldTokens {
+    set: TokenSet,
+    rendered: [OnceLock<Option<Bytes>>; 2],
+}
+
+impl HeldTokens {
+    pub(crate) fn new(set: TokenSet) -> Self {
+        Self {
+            set,
+            rendered: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// The slot for `kind`'s rendering (`None` inside: it could not be rendered in advance).
+    pub(crate) fn rendered(&self, kind: TokenKind) -> &OnceLock<Option<Bytes>> {
+        match kind {
+            TokenKind::Access => &self.rendered[0],
+            TokenKind::Id => &self.rendered[1],
+        }
+    }
+}
+
+impl std::ops::Deref for HeldTokens {
+    type Target = TokenSet;
+
+    fn deref(&self) -> &TokenSet {
+        &self.set
+    }
+}
+
+impl std::fmt::Debug for HeldTokens {
+    /// The token set's own `Debug` (which hides every token); renderings are never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.set.fmt(f)
     }
 }
 

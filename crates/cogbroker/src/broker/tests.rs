@@ -240,7 +240,7 @@ fn memory() -> Arc<dyn SecretStore> {
 }
 
 fn token_text(token: &IssuedToken) -> String {
-    token.token.expose_secret().to_owned()
+    token.expose_token().to_owned()
 }
 
 #[tokio::test]

@@ -4,30 +4,74 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
+use hyper::body::Bytes;
+
 use cognito_auth::secret::{OneTimeCode, Password};
-use secrecy::SecretString;
 use serde::Serialize;
 
-use super::state::{rfc3339, unix_seconds};
+use super::state::{HeldTokens, rfc3339, unix_seconds};
 pub use crate::api::TokenKind;
 
-/// A token handed to a caller. `Debug` never shows the token.
+/// A token handed to a caller: a view of the token set it comes from, copied nowhere. `Debug`
+/// never shows the token.
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
     /// The profile.
     pub profile: String,
     /// Access or ID.
     pub kind: TokenKind,
-    /// The bearer token.
-    pub token: SecretString,
+    /// The token set holding the token (an ID token is there when `kind` is `Id`).
+    tokens: Arc<HeldTokens>,
     /// Expiry (local wall clock).
     pub expires_at: SystemTime,
     /// Seconds left, relative (robust against a caller's skewed clock).
     pub expires_in: u64,
     /// Refreshing is failing and this is the last valid token: below what was asked.
     pub degraded: bool,
+}
+
+impl IssuedToken {
+    /// `kind`'s token of `tokens`, or `None` when the set has no such token (no ID token).
+    pub(crate) fn new(
+        profile: String,
+        kind: TokenKind,
+        tokens: Arc<HeldTokens>,
+        now: SystemTime,
+        degraded: bool,
+    ) -> Option<Self> {
+        if kind == TokenKind::Id && tokens.id_token().is_none() {
+            return None;
+        }
+        let expires_at = tokens.expires_at();
+        Some(Self {
+            profile,
+            kind,
+            tokens,
+            expires_at,
+            expires_in: expires_at
+                .duration_since(now)
+                .map_or(0, |left| left.as_secs()),
+            degraded,
+        })
+    }
+
+    /// The bearer token.
+    pub fn expose_token(&self) -> &str {
+        match (self.kind, self.tokens.id_token()) {
+            (TokenKind::Id, Some(id)) => id.expose_secret(),
+            // `new` made sure an ID token is there when one was asked for.
+            _ => self.tokens.access_token().expose_secret(),
+        }
+    }
+
+    /// Where the server keeps its rendering of this token's answer, shared by every caller of
+    /// the same token set.
+    pub(crate) fn rendered(&self) -> &OnceLock<Option<Bytes>> {
+        self.tokens.rendered(self.kind)
+    }
 }
 
 /// One profile as `GET /v1/profiles/{p}` shows it. Never holds a token.

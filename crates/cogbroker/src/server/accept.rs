@@ -15,7 +15,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use anyhow::Context as _;
-use axum::Router;
 use axum::body::Body;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -24,13 +23,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
-use super::{SHUTDOWN_GRACE, ServerOptions};
+use super::{App, SHUTDOWN_GRACE, ServerOptions};
 use crate::listen::{self, Listeners, Peer, PeerVerdict, Transport};
 
 /// The accept loop of [`serve`], for any router (tests use a small one).
 pub(super) async fn serve_app(
     listeners: Listeners,
-    app: Router,
+    app: App,
     options: &ServerOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -124,7 +123,7 @@ pub(super) async fn serve_app(
 /// Everything a connection task needs.
 #[derive(Clone)]
 struct Connections {
-    app: Router,
+    app: App,
     http: hyper::server::conn::http1::Builder,
     /// Cancelled at shutdown: finish the request in flight, then close.
     graceful: CancellationToken,

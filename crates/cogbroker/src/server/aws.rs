@@ -18,8 +18,7 @@ use super::errors::{self, ApiError};
 use super::parse::{self, FromFields, JsonFields, NoQuery};
 use super::routes::AppState;
 use crate::api::{
-    AwsCredentialsResponse, AwsGrant, AwsGrantRequest, AwsGrantRevoked, MAX_MIN_TTL,
-    REQUEST_HEADER, path,
+    AwsCredentialsResponse, AwsGrant, AwsGrantRequest, AwsGrantRevoked, MAX_MIN_TTL, path,
 };
 use crate::broker::aws::IssuedAws;
 use crate::broker::state::rfc3339;
@@ -30,7 +29,9 @@ use crate::listen::{Peer, Transport};
 pub(super) fn is_sdk_call(request: &Request) -> bool {
     request.method() == http::Method::GET
         && path::is_aws_credentials(request.uri().path())
-        && !request.headers().contains_key(REQUEST_HEADER)
+        && !request
+            .headers()
+            .contains_key(&super::checks::REQUEST_HEADER_NAME)
 }
 
 /// `GET /v1/profiles/{p}/aws-credentials[?min_ttl=SECONDS]`.

@@ -2,18 +2,20 @@
 //! the layers around every response (`Cache-Control: no-store`, `nosniff`, never any
 //! `Access-Control-*`; sensitive headers kept out of logs; a trace span with a sanitised path).
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
 use secrecy::{ExposeSecret as _, SecretString};
 use subtle::ConstantTimeEq as _;
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
+use tower::ServiceExt as _;
+use tracing::Instrument as _;
 
 use super::errors::{self, ApiError};
 use crate::api::{REQUEST_HEADER, path};
@@ -28,21 +30,127 @@ pub(super) struct Checks {
     pub(super) header_limit: usize,
 }
 
-/// Wraps `routes` in the fallbacks and the layers every response passes through.
-pub(super) fn with_listener_checks(routes: Router, checks: Checks) -> Router {
-    routes
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(checks, listener_checks))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| {
-                    tracing::debug_span!("request", method = %request.method(), path = %logged_path(request.uri().path()))
-                }),
-        )
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::PROXY_AUTHORIZATION, header::COOKIE]))
-        .layer(middleware::from_fn(response_headers))
+/// The API as one service: the routes (with their fallbacks) behind the listener checks, and
+/// the layers every response passes through, in order: sensitive request headers marked (so
+/// `Authorization` never reaches a log), a trace span (method and a sanitised path only), the
+/// listener checks, the routes, then the fixed response headers.
+///
+/// One service around the router rather than router layers: `Router::layer` wraps every route
+/// in every layer, and the cache-hit path then paid for cloning and dropping that stack (and
+/// boxing each middleware's future) on every request.
+#[derive(Clone)]
+pub struct App {
+    routes: Router,
+    checks: Arc<Checks>,
+    /// Answers `GET /v1/profiles/<plain name>/token` without the router (the hot path).
+    direct: Option<super::routes::AppState>,
 }
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+impl App {
+    pub(super) fn new(routes: Router, checks: Checks) -> Self {
+        Self {
+            routes: routes
+                .fallback(not_found)
+                .method_not_allowed_fallback(method_not_allowed),
+            checks: Arc::new(checks),
+            direct: None,
+        }
+    }
+
+    /// Answers the token route of plain profile names directly, with `state`.
+    pub(super) fn with_direct_token_route(mut self, state: super::routes::AppState) -> Self {
+        self.direct = Some(state);
+        self
+    }
+}
+
+impl tower::Service<Request> for App {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        for name in [
+            header::AUTHORIZATION,
+            header::PROXY_AUTHORIZATION,
+            header::COOKIE,
+        ] {
+            if let http::header::Entry::Occupied(mut entry) = request.headers_mut().entry(name) {
+                for value in entry.iter_mut() {
+                    value.set_sensitive(true);
+                }
+            }
+        }
+        let span = tracing::debug_span!(
+            "request",
+            method = %request.method(),
+            path = %logged_path(request.uri().path())
+        );
+        let checked = span.in_scope(|| check_request(&self.checks, &request));
+        let direct = self
+            .direct
+            .as_ref()
+            .filter(|_| {
+                request.method() == Method::GET
+                    && path::plain_token_profile(request.uri().path()).is_some()
+            })
+            .cloned();
+        let routes = self.routes.clone();
+        Box::pin(
+            async move {
+                let started = tokio::time::Instant::now();
+                let mut response = match (checked, direct) {
+                    (Ok(()), Some(state)) => super::routes::token_direct(state, request).await,
+                    (Ok(()), None) => match routes.oneshot(request).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    },
+                    (Err(error), _) => {
+                        tracing::info!(
+                            status = error.status().as_u16(),
+                            code = error.code(),
+                            "request refused by a listener check"
+                        );
+                        error.into_response()
+                    }
+                };
+                fixed_response_headers(response.headers_mut());
+                let status = response.status().as_u16();
+                let latency_ms = started.elapsed().as_millis();
+                if response.status().is_server_error() {
+                    tracing::error!(status, latency_ms, "response failed");
+                } else {
+                    tracing::debug!(status, latency_ms, "finished processing request");
+                }
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Header names looked up on every request, as `HeaderName`s (a `&str` is parsed at each lookup).
+pub(super) const REQUEST_HEADER_NAME: HeaderName = HeaderName::from_static(REQUEST_HEADER);
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+/// Headers a relay adds: a request carrying one is refused.
+const PROXY_HEADERS: [HeaderName; 6] = [
+    header::FORWARDED,
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-real-ip"),
+    header::VIA,
+];
 
 /// The path as it may appear in logs: login ids and anything outside a plain character set
 /// are not written out.
@@ -57,39 +165,24 @@ pub(super) fn logged_path(path: &str) -> &str {
     if plain { path } else { "{unprintable path}" }
 }
 
-async fn response_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+/// `Cache-Control: no-store`, `nosniff`, and never any `Access-Control-*` header.
+fn fixed_response_headers(headers: &mut HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    let cors: Vec<HeaderName> = headers
+    if headers
         .keys()
-        .filter(|name| name.as_str().starts_with("access-control-"))
-        .cloned()
-        .collect();
-    for name in cors {
-        headers.remove(name);
-    }
-    response
-}
-
-/// The listener checks of design.md §7, in order: connection identity, header size, proxy
-/// headers, Host (TCP: DNS rebinding), Origin, Sec-Fetch-Site, the peer's uid, the API key
-/// (every TCP request when one is configured), and the custom request header on `/v1/*` and
-/// `/metrics`.
-async fn listener_checks(State(checks): State<Checks>, request: Request, next: Next) -> Response {
-    match check_request(&checks, &request) {
-        Ok(()) => next.run(request).await,
-        Err(error) => {
-            tracing::info!(
-                status = error.status().as_u16(),
-                code = error.code(),
-                "request refused by a listener check"
-            );
-            error.into_response()
+        .any(|name| name.as_str().starts_with("access-control-"))
+    {
+        let cors: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for name in cors {
+            headers.remove(name);
         }
     }
 }
@@ -103,32 +196,26 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
     };
     let headers = request.headers();
 
-    let head_bytes: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum::<usize>()
-        + request
-            .uri()
-            .path_and_query()
-            .map_or(0, |target| target.as_str().len());
+    // One pass over the headers: the head's size, and any header a relay adds.
+    let mut head_bytes = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    let mut relayed = None;
+    for (name, value) in headers {
+        head_bytes += name.as_str().len() + value.len() + 4;
+        if relayed.is_none() && PROXY_HEADERS.contains(name) {
+            relayed = Some(name);
+        }
+    }
     if head_bytes > checks.header_limit {
         return Err(errors::headers_too_large(checks.header_limit));
     }
-
-    for name in [
-        "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
-        "x-real-ip",
-        "via",
-    ] {
-        if headers.contains_key(name) {
-            return Err(ApiError::forbidden(
-                "forbidden_proxy",
-                format!("requests relayed by a proxy (a `{name}` header is present) are refused"),
-            ));
-        }
+    if let Some(name) = relayed {
+        return Err(ApiError::forbidden(
+            "forbidden_proxy",
+            format!("requests relayed by a proxy (a `{name}` header is present) are refused"),
+        ));
     }
 
     if let Transport::Tcp { local, .. } = peer.transport {
@@ -150,7 +237,7 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
         ));
     }
 
-    for value in headers.get_all("sec-fetch-site") {
+    for value in headers.get_all(&SEC_FETCH_SITE) {
         // Only `none` (a user typed the URL): `same-origin` is what a DNS-rebound page sends.
         let allowed = value
             .to_str()
@@ -217,7 +304,7 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
         target == "/v1" || target.starts_with("/v1/") || target == path::METRICS;
     if needs_request_header && !sdk_call {
         let present = headers
-            .get(REQUEST_HEADER)
+            .get(&REQUEST_HEADER_NAME)
             .is_some_and(|value| value.as_bytes() == b"1");
         if !present {
             return Err(errors::missing_request_header());

@@ -48,17 +48,24 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
 pub(super) fn profile_name(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<ProfileName, ApiError> {
-    let invalid = || {
-        tracing::debug!("refused a malformed profile name");
-        ApiError::bad_input(
-            "profile",
-            "a profile name is 1 to 64 characters of A-Z a-z 0-9 . _ - and not \".\" or \"..\"",
-        )
-    };
-    let Ok(Path(raw)) = path else {
-        return Err(invalid());
-    };
-    raw.parse::<ProfileName>().map_err(|_| invalid())
+    match path {
+        Ok(Path(raw)) => plain_profile_name(&raw),
+        Err(_) => Err(invalid_profile_name()),
+    }
+}
+
+/// A profile name taken from the path as it is (already percent-decoded, or plain).
+pub(super) fn plain_profile_name(raw: &str) -> Result<ProfileName, ApiError> {
+    raw.parse::<ProfileName>()
+        .map_err(|_| invalid_profile_name())
+}
+
+fn invalid_profile_name() -> ApiError {
+    tracing::debug!("refused a malformed profile name");
+    ApiError::bad_input(
+        "profile",
+        "a profile name is 1 to 64 characters of A-Z a-z 0-9 . _ - and not \".\" or \"..\"",
+    )
 }
 
 /// A login id from the path: 1 to 128 characters of A-Z a-z 0-9 _ -.

@@ -21,13 +21,16 @@ use super::parse::{self, NoQuery};
 use super::{OPENAPI, ServerOptions};
 use crate::api::{
     self, AnswerBody, Cancelled, Health, LoggedOut, LoginRequest, LogoutRequest, ProfileList,
-    RefreshRequest, TokenResponse, path, path::route,
+    RefreshRequest, path, path::route,
 };
 use crate::broker::{Broker, BrokerEvent};
+use crate::config::ProfileName;
 
-/// What the handlers share.
+/// What the handlers share: one `Arc`, so the state a request carries costs one increment.
 #[derive(Clone)]
-pub(super) struct AppState {
+pub(super) struct AppState(std::sync::Arc<Shared>);
+
+pub(super) struct Shared {
     pub(super) broker: Broker,
     pub(super) body_limit: usize,
     /// Who took which token.
@@ -38,21 +41,29 @@ pub(super) struct AppState {
     pub(super) tcp: Option<std::net::SocketAddr>,
 }
 
-/// The routes, without the listener checks.
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The routes, without the listener checks, and their state (for the direct token route).
 pub(super) fn routes(
     broker: Broker,
     options: &ServerOptions,
     shutdown: CancellationToken,
     tcp: Option<std::net::SocketAddr>,
-) -> Router {
-    let state = AppState {
+) -> (Router, AppState) {
+    let state = AppState(std::sync::Arc::new(Shared {
         broker,
         body_limit: options.body_limit,
         audit: std::sync::Arc::default(),
         shutdown,
         tcp,
-    };
-    Router::new()
+    }));
+    let routes = Router::new()
         .route(path::HEALTH, get(healthz))
         .route(path::METRICS, get(metrics))
         .route(path::OPENAPI, get(openapi))
@@ -71,7 +82,8 @@ pub(super) fn routes(
             route::AWS_GRANT,
             axum::routing::delete(super::aws::revoke_grant),
         )
-        .with_state(state)
+        .with_state(state.clone());
+    (routes, state)
 }
 
 async fn healthz(_: NoQuery) -> Response {
@@ -135,36 +147,60 @@ async fn audit(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiE
     Ok(axum::Json(api::AuditList { entries }).into_response())
 }
 
+/// `GET /v1/profiles/{p}/token` through the router (a percent-encoded profile name); the
+/// plain paths every client sends are answered by [`token_direct`] before routing.
 async fn token(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    uri: Uri,
-    headers: HeaderMap,
-    peer: Option<axum::Extension<crate::listen::Peer>>,
-    consumers: Option<axum::Extension<crate::audit::ConsumerCache>>,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let profile = parse::profile_name(path)?;
-    let query = parse::token_query(uri.query())?;
+    token_answer(&state, profile, &request.into_parts().0).await
+}
+
+/// `GET /v1/profiles/{p}/token` for a plain profile segment (see
+/// [`api::path::plain_token_profile`]), without the router: the hot path of every cache hit.
+pub(super) async fn token_direct(state: AppState, request: axum::extract::Request) -> Response {
+    let profile = api::path::plain_token_profile(request.uri().path()).unwrap_or_default();
+    let answer = match parse::plain_profile_name(profile) {
+        Ok(profile) => token_answer(&state, profile, &request.into_parts().0).await,
+        Err(error) => Err(error),
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The token answer: the request is read in place (no header map, URI or extension is cloned)
+/// and the body is the token set's pre-rendered JSON (see [`super::wire::token_json`]).
+async fn token_answer(
+    state: &AppState,
+    profile: ProfileName,
+    request: &http::request::Parts,
+) -> Result<Response, ApiError> {
+    let query = parse::token_query(request.uri.query())?;
     let issued = state
         .broker
         .token(profile.as_str(), query.kind, query.min_ttl)
         .await?;
-    if let (Some(axum::Extension(peer)), Some(axum::Extension(consumers))) = (peer, consumers) {
+    let extensions = &request.extensions;
+    if let (Some(peer), Some(consumers)) = (
+        extensions.get::<crate::listen::Peer>(),
+        extensions.get::<crate::audit::ConsumerCache>(),
+    ) {
         // Who takes it, found while the consumer still waits for the answer: once per
         // connection, so a kept-alive client pays for the lookup on its first token only.
         let at = std::time::SystemTime::now();
-        let consumer = consumers.resolve(&peer).await;
+        let consumer = consumers.resolve(peer).await;
         state
             .audit
             .record(at, &issued.profile, query.kind, &peer.transport, consumer);
     }
-    if parse::wants_plain_text(&headers) {
+    if parse::wants_plain_text(&request.headers) {
         let mut response = (
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             )],
-            issued.token.expose_secret().to_owned(),
+            issued.expose_token().to_owned(),
         )
             .into_response();
         let extra = response.headers_mut();
@@ -177,7 +213,12 @@ async fn token(
         }
         return Ok(response);
     }
-    Ok(axum::Json(TokenResponse::from(issued)).into_response())
+    let mut response = Response::new(Body::from(super::wire::token_json(&issued)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }
 
 async fn login(

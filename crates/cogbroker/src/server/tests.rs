@@ -4,6 +4,7 @@
 
 mod api;
 
+use axum::Router;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use super::*;
 
 // What the rooms of the server keep to themselves, and what the tests build with.
 use super::accept::serve_app;
-use super::checks::{Checks, bearer_matches, logged_path, with_listener_checks};
+use super::checks::{App, Checks, bearer_matches, logged_path};
 use super::errors::ApiError;
 use super::parse::{
     JsonFields, login_id, profile_name, token_query as parse_token_query, wants_plain_text,
@@ -72,7 +73,7 @@ fn checks(api_key: Option<&str>) -> Checks {
 }
 
 /// A small API behind the real listener checks: enough to test the checks without a broker.
-fn test_app(checks: Checks) -> Router {
+fn test_app(checks: Checks) -> App {
     async fn echo(headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
         let mut fields = JsonFields::read(&headers, body, 16 * 1024).await?;
         let password = fields.take_secret("password")?;
@@ -110,7 +111,7 @@ fn test_app(checks: Checks) -> Router {
                 )
             }),
         );
-    with_listener_checks(routes, checks)
+    App::new(routes, checks)
 }
 
 /// A request that passes every check over TCP from our uid.
@@ -172,7 +173,7 @@ impl Answer {
     }
 }
 
-async fn send(app: &Router, request: HttpRequest<Body>) -> Answer {
+async fn send(app: &App, request: HttpRequest<Body>) -> Answer {
     let response = app.clone().oneshot(request).await.expect("infallible");
     let (parts, body) = response.into_parts();
     let body = body.collect().await.expect("a complete body").to_bytes();
@@ -183,7 +184,7 @@ async fn send(app: &Router, request: HttpRequest<Body>) -> Answer {
     }
 }
 
-async fn get_with(app: &Router, request: http::request::Builder) -> Answer {
+async fn get_with(app: &App, request: http::request::Builder) -> Answer {
     send(app, request.body(Body::empty()).unwrap()).await
 }
 
@@ -904,7 +905,7 @@ impl TestServer {
                     axum::Json(json!({ "slow": true }))
                 }),
             );
-        let app = with_listener_checks(routes, checks);
+        let app = App::new(routes, checks);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
             let shutdown = shutdown.clone();

@@ -13,7 +13,7 @@ use super::{InFlight, ProfileTask};
 use crate::broker::error::{AttemptFailure, AttemptOutcome, FailureClass, describe_error};
 use crate::broker::policy::{self, Backoff};
 use crate::broker::source::TokenSource;
-use crate::broker::state::Snapshot;
+use crate::broker::state::{HeldTokens, Snapshot};
 use crate::broker::{BrokerEvent, FAILPOINT_AFTER_REFRESH_BEFORE_PERSIST};
 use crate::store::StoredSession;
 
@@ -344,8 +344,12 @@ impl<S: TokenSource> ProfileTask<S> {
             return;
         }
         let tokens = self.snapshot().tokens.clone();
-        crate::broker::sinks::update(self.info.name.as_str(), &self.info.sinks, tokens.as_deref())
-            .await;
+        crate::broker::sinks::update(
+            self.info.name.as_str(),
+            &self.info.sinks,
+            tokens.as_deref().map(|held| &**held),
+        )
+        .await;
     }
 
     /// Persists a new login's session, then publishes its tokens; the refresh in flight (of
@@ -399,7 +403,7 @@ impl<S: TokenSource> ProfileTask<S> {
             tracing::warn!(profile = %self.info.name, skew_seconds = skew, "the local clock and cognito's differ");
         }
         self.publish(|s| {
-            s.tokens = Some(Arc::new(tokens));
+            s.tokens = Some(Arc::new(HeldTokens::new(tokens)));
             s.has_session = true;
             s.login_required = None;
             s.last_refresh = Some(now);

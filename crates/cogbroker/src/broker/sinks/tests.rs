@@ -33,7 +33,8 @@ fn jwt(sub: &str, exp: u64) -> String {
     )
 }
 
-fn tokens(sub: &str) -> TokenSet {
+/// An access-only token set for `sub`, valid for an hour (other modules' tests use it too).
+pub(crate) fn tokens(sub: &str) -> TokenSet {
     let now = SystemTime::now();
     let exp = now.duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
     TokenSet::access_only(AccessToken::new(jwt(sub, exp)), Some(3600), now).unwrap()

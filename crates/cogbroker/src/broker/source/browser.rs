@@ -3,6 +3,7 @@
 //! for an ID, access and refresh token, renewed with the refresh_token grant and revoked
 //! through `/oauth2/revoke` on logout. No password ever reaches us.
 
+use crate::broker::state::HeldTokens;
 use std::sync::Arc;
 
 use cognito_auth::env::{Clock, Entropy};
@@ -10,7 +11,7 @@ use cognito_auth::oauth::{AuthorizeRequest, authorize_url, new_state};
 use cognito_auth::secret::{AuthorizationCode, Password};
 use cognito_auth::{
     BrowserLogin, ChallengeAnswer, DeviceCredentials, LoginStep, LoginSuccess, OAuthClient,
-    OAuthErrorCode, PendingLogin, Pkce, Refreshed, TokenSet,
+    OAuthErrorCode, PendingLogin, Pkce, Refreshed,
 };
 
 use super::{RenewError, StepFailure, TokenSource};
@@ -169,7 +170,7 @@ impl TokenSource for BrowserSource {
     async fn end_session(
         &self,
         session: StoredSession,
-        _tokens: Option<Arc<TokenSet>>,
+        _tokens: Option<Arc<HeldTokens>>,
         _forget_device: bool,
     ) {
         let name = &self.app.config.name;

@@ -2,13 +2,14 @@
 //! secret (HTTP Basic) for an access token with the configured scopes. There is no refresh
 //! token and no ID token: renewing is a new grant, and nothing is stored.
 
+use crate::broker::state::HeldTokens;
 use std::sync::Arc;
 
 use cognito_auth::env::Clock;
 use cognito_auth::secret::Password;
 use cognito_auth::{
     ChallengeAnswer, DeviceCredentials, LoginStep, LoginSuccess, OAuthClient, OAuthErrorCode,
-    PendingLogin, Refreshed, TokenSet,
+    PendingLogin, Refreshed,
 };
 
 use super::{RenewError, StepFailure, TokenSource};
@@ -103,7 +104,7 @@ impl TokenSource for ClientCredentialsSource {
     async fn end_session(
         &self,
         _session: StoredSession,
-        _tokens: Option<Arc<TokenSet>>,
+        _tokens: Option<Arc<HeldTokens>>,
         _forget_device: bool,
     ) {
     }

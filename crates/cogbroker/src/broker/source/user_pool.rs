@@ -1,6 +1,7 @@
 //! The user-pool source: SRP, USER_PASSWORD_AUTH, CUSTOM_AUTH and USER_AUTH sign-ins (with
 //! their challenges and remembered devices), renewed with the refresh token.
 
+use crate::broker::state::HeldTokens;
 use std::sync::Arc;
 
 use cognito_auth::env::{Clock, Entropy};
@@ -8,7 +9,7 @@ use cognito_auth::secret::{ClientSecret, Password};
 use cognito_auth::{
     AppClient, AuthFlow, Authenticator, ChallengeAnswer, DeviceCredentials, DeviceRemembering,
     LoginRequest, LoginStep, LoginSuccess, PendingLogin, RefreshRequest, Refreshed, RespondError,
-    TokenSet, regional_endpoint,
+    regional_endpoint,
 };
 use secrecy::ExposeSecret;
 
@@ -243,7 +244,7 @@ impl TokenSource for UserPoolSource {
     async fn end_session(
         &self,
         session: StoredSession,
-        tokens: Option<Arc<TokenSet>>,
+        tokens: Option<Arc<HeldTokens>>,
         forget_device: bool,
     ) {
         let name = &self.config.name;

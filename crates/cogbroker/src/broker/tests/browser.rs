@@ -144,7 +144,7 @@ async fn a_browser_login_checks_state_then_redeems_renews_and_revokes() {
         "{outcome:?}"
     );
     let id = broker.token("web", TokenKind::Id, None).await.unwrap();
-    let claims = cognito_auth::tokens::decode_claims(id.token.expose_secret()).unwrap();
+    let claims = cognito_auth::tokens::decode_claims(id.expose_token()).unwrap();
     assert_eq!(claims.username.as_deref(), Some("alice"));
     let shown = format!("{outcome:?} {:?}", broker.profiles());
     assert!(!shown.contains(&redirect_url), "{shown}");

@@ -108,7 +108,7 @@ fn cc_env() -> BTreeMap<String, String> {
 }
 
 fn scope_of(token: &IssuedToken) -> String {
-    cognito_auth::tokens::decode_claims(token.token.expose_secret())
+    cognito_auth::tokens::decode_claims(token.expose_token())
         .expect("a jwt")
         .scope
         .unwrap_or_default()
@@ -128,7 +128,7 @@ async fn a_machine_client_gets_a_scoped_token_cached_then_renewed_by_a_new_grant
 
     let first = broker.token("m2m", TokenKind::Access, None).await.unwrap();
     assert_eq!(scope_of(&first), "https://api.example.com/read");
-    let claims = cognito_auth::tokens::decode_claims(first.token.expose_secret()).unwrap();
+    let claims = cognito_auth::tokens::decode_claims(first.expose_token()).unwrap();
     assert_eq!(claims.sub, "machine");
     assert!(
         (119..=120).contains(&first.expires_in),

@@ -54,7 +54,7 @@ struct Api {
     emulator: RunningEmulator,
     clock: Arc<TestClock>,
     broker: Broker,
-    app: Router,
+    app: crate::server::App,
     /// `Authorization: Bearer <key>` sent by `get` and `post` when the server has a key: with
     /// one configured, every TCP request needs it.
     bearer: Option<String>,
@@ -307,6 +307,33 @@ async fn login_then_tokens_as_json_and_as_text() {
         let answer = api.get(&format!("/v1/profiles/dev/token{bad}")).await;
         answer.assert_error(StatusCode::BAD_REQUEST, "bad_input");
     }
+
+    // A percent-encoded name goes through the router, a plain one is answered before it: the
+    // same answer, headers and errors either way.
+    let direct = api.get("/v1/profiles/dev/token?kind=id").await;
+    let routed = api.get("/v1/profiles/d%65v/token?kind=id").await;
+    assert_eq!(routed.status, StatusCode::OK, "{}", routed.text());
+    routed.assert_common_headers();
+    assert_eq!(routed.headers[header::CONTENT_TYPE], "application/json");
+    assert_eq!(routed.json()["token"], direct.json()["token"]);
+    assert_eq!(routed.json()["profile"], "dev");
+    for path in ["/v1/profiles/nobody/token", "/v1/profiles/n%6Fbody/token"] {
+        api.get(path)
+            .await
+            .assert_error(StatusCode::NOT_FOUND, "unknown_profile");
+    }
+    for path in ["/v1/profiles/../token", "/v1/profiles/a%20b/token"] {
+        api.get(path)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "bad_input");
+    }
+    let answer = api.post("/v1/profiles/dev/token", json!({})).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "{}",
+        answer.text()
+    );
 
     let answer = api.post("/v1/profiles/dev/refresh", json!({})).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
