@@ -13,9 +13,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom};
-use std::net::TcpStream;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -105,10 +103,7 @@ pub fn announce(outcome: Outcome) {
 
 /// Whether something accepts a connection on `target` now.
 pub fn reachable(target: &Target) -> bool {
-    match target {
-        Target::Unix(path) => UnixStream::connect(path).is_ok(),
-        Target::Tcp(addr) => TcpStream::connect_timeout(addr, Duration::from_secs(1)).is_ok(),
-    }
+    crate::client::Connected::now(target).is_some()
 }
 
 /// `<socket>.autostart.lock` beside the socket (in the private runtime directory), or

@@ -377,11 +377,15 @@ impl Daemon {
         }
         let config = load_config(global)?;
         let target = target_from_config(&config)?;
-        crate::autostart::announce(crate::autostart::ensure_running(&config, &target)?);
+        // The probe's connection serves the first request: one connection per command.
+        let probe = crate::client::Connected::now(&target);
+        if probe.is_none() {
+            crate::autostart::announce(crate::autostart::ensure_running(&config, &target)?);
+        }
         let config = Some(config);
         let api_key = config.as_ref().map(read_api_key).transpose()?.flatten();
         Ok(Self {
-            client: DaemonClient::new(target, api_key),
+            client: DaemonClient::new(target, api_key).with_connection(probe),
             config,
         })
     }

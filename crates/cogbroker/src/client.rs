@@ -168,10 +168,40 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-/// The daemon's client. Cheap to build; each request opens one connection.
+/// A connection opened before the client needed it (the CLI's "is the daemon up?" probe):
+/// the first request uses it, if it is still fresh, instead of connecting again.
+#[derive(Debug)]
+pub enum Connected {
+    /// To the Unix socket.
+    Unix(std::os::unix::net::UnixStream),
+    /// To the TCP listener.
+    Tcp(std::net::TcpStream),
+}
+
+impl Connected {
+    /// Connects to `target` now (blocking, bounded), or `None` if nothing accepts there.
+    pub fn now(target: &Target) -> Option<Self> {
+        match target {
+            Target::Unix(path) => std::os::unix::net::UnixStream::connect(path)
+                .ok()
+                .map(Self::Unix),
+            Target::Tcp(addr) => std::net::TcpStream::connect_timeout(addr, Duration::from_secs(1))
+                .ok()
+                .map(Self::Tcp),
+        }
+    }
+}
+
+/// How long a probe's connection may wait for its first request: far below the daemon's idle
+/// timeout, so it is never closed under us (a `login` prompting for a password connects anew).
+const PROBE_REUSE: Duration = Duration::from_millis(500);
+
+/// The daemon's client. Cheap to build; each request opens one connection (the first may use
+/// the probe's, see [`DaemonClient::with_connection`]).
 pub struct DaemonClient {
     target: Target,
     api_key: Option<SecretString>,
+    first: std::sync::Mutex<Option<(Connected, tokio::time::Instant)>>,
 }
 
 impl fmt::Debug for DaemonClient {
@@ -186,7 +216,32 @@ impl fmt::Debug for DaemonClient {
 impl DaemonClient {
     /// A client for `target`, sending `api_key` as a bearer credential when given.
     pub fn new(target: Target, api_key: Option<SecretString>) -> Self {
-        Self { target, api_key }
+        Self {
+            target,
+            api_key,
+            first: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Lets the first request use `connection`, opened just now to this client's target. The
+    /// daemon's identity is still verified on it before a byte is sent.
+    pub fn with_connection(self, connection: Option<Connected>) -> Self {
+        *self
+            .first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            connection.map(|connection| (connection, tokio::time::Instant::now()));
+        self
+    }
+
+    /// The probe's connection, once, if it is fresh and usable by the runtime.
+    fn take_first(&self) -> Option<Connected> {
+        let (connection, opened) = self
+            .first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()?;
+        (opened.elapsed() < PROBE_REUSE).then_some(connection)
     }
 
     /// Where this client connects.
@@ -330,19 +385,26 @@ impl DaemonClient {
             target: target.clone(),
             reason: io_reason(&error),
         };
+        let first = self.take_first();
         let reply = match &self.target {
             Target::Unix(socket) => {
-                let stream = connect_with_timeout(tokio::net::UnixStream::connect(socket))
-                    .await
-                    .map_err(unreachable)?;
+                let stream = match first.and_then(tokio_unix) {
+                    Some(stream) => stream,
+                    None => connect_with_timeout(tokio::net::UnixStream::connect(socket))
+                        .await
+                        .map_err(unreachable)?,
+                };
                 self.verify_unix(&stream)?;
                 self.exchange(stream, "localhost".to_owned(), method, path, body)
                     .await?
             }
             Target::Tcp(addr) => {
-                let stream = connect_with_timeout(tokio::net::TcpStream::connect(addr))
-                    .await
-                    .map_err(unreachable)?;
+                let stream = match first.and_then(tokio_tcp) {
+                    Some(stream) => stream,
+                    None => connect_with_timeout(tokio::net::TcpStream::connect(addr))
+                        .await
+                        .map_err(unreachable)?,
+                };
                 self.verify_tcp(&stream).await?;
                 // Nagle would only delay our single small request.
                 let _ = stream.set_nodelay(true);
@@ -537,6 +599,25 @@ impl DaemonClient {
     }
 }
 
+/// A probe's Unix connection for the runtime (`None` if it is the wrong kind or cannot be
+/// registered: the caller then connects anew).
+fn tokio_unix(connection: Connected) -> Option<tokio::net::UnixStream> {
+    let Connected::Unix(stream) = connection else {
+        return None;
+    };
+    stream.set_nonblocking(true).ok()?;
+    tokio::net::UnixStream::from_std(stream).ok()
+}
+
+/// A probe's TCP connection for the runtime, as [`tokio_unix`].
+fn tokio_tcp(connection: Connected) -> Option<tokio::net::TcpStream> {
+    let Connected::Tcp(stream) = connection else {
+        return None;
+    };
+    stream.set_nonblocking(true).ok()?;
+    tokio::net::TcpStream::from_std(stream).ok()
+}
+
 async fn connect_with_timeout<S>(
     connect: impl Future<Output = std::io::Result<S>>,
 ) -> std::io::Result<S> {
@@ -681,5 +762,52 @@ mod tests {
         let error = client.health().await.unwrap_err();
         assert!(matches!(error, ClientError::Unreachable { .. }), "{error}");
         assert!(error.to_string().contains("cogbroker serve"));
+    }
+
+    /// Serves `GET /healthz` on every accepted connection, answering with the connection's
+    /// ordinal (1 for the first accepted) as the version.
+    async fn numbered_health_server(listener: tokio::net::UnixListener) {
+        let mut accepted = 0u32;
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            accepted += 1;
+            let ordinal = accepted;
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_request| async move {
+                    let body = format!(r#"{{"status":"ok","version":"{ordinal}"}}"#);
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(
+                        body,
+                    ))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn the_probes_connection_carries_the_first_request_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("d.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let target = Target::Unix(socket);
+        // The probe connects before the server accepts anything: it is connection 1.
+        let probe = Connected::now(&target);
+        assert!(probe.is_some());
+        tokio::spawn(numbered_health_server(listener));
+        let client = DaemonClient::new(target, None).with_connection(probe);
+        assert_eq!(
+            client.health().await.unwrap().version,
+            "1",
+            "sent on the probe's connection"
+        );
+        assert_eq!(
+            client.health().await.unwrap().version,
+            "2",
+            "then a new connection"
+        );
     }
 }
