@@ -68,7 +68,7 @@ impl Default for ServerOptions {
             header_read_timeout: Duration::from_secs(10),
             body_limit: 16 * 1024,
             header_limit: 16 * 1024,
-            max_connections: 512,
+            max_connections: 4096,
             max_unverified: 64,
         }
     }
