@@ -77,32 +77,35 @@ for _ in $(seq 1 300); do
 done
 echo "$password" | "$bin/cogbroker" --config "$dir/config/config.toml" login bench --password-stdin >/dev/null
 
-if [ "$transport" = unix ]; then
-    base=http://localhost
-    curl_args=(--unix-socket "$socket")
-else
-    base="http://127.0.0.1:$port"
-    curl_args=()
-fi
-urls() {
-    local n=$1
-    for _ in $(seq 1 "$n"); do printf '%s/v1/profiles/bench/token\n' "$base"; done
+# per_request PID DUMP_PREFIX UNIX_SOCKET TCP_PORT PATH: curl sends $requests GETs of PATH on
+# one kept-alive connection (after 50 for warm-up); prints the instructions PID ran per request.
+per_request() {
+    local pid=$1 prefix=$2 unix_socket=$3 tcp_port=$4 path=$5 base dump total
+    local curl_args=()
+    if [ "$transport" = unix ]; then
+        base=http://localhost
+        curl_args=(--unix-socket "$unix_socket")
+    else
+        base="http://127.0.0.1:$tcp_port"
+    fi
+    fetch() {
+        for _ in $(seq 1 "$1"); do printf '%s%s\n' "$base" "$path"; done |
+            xargs curl -s "${curl_args[@]}" -H 'X-Cogbroker-Request: 1' >/dev/null
+    }
+    fetch 50
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    fetch "$requests"
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    for _ in $(seq 1 50); do
+        dump=$(ls "$dir/$prefix.$pid".* 2>/dev/null | head -1 || true)
+        [ -n "$dump" ] && grep -q '^totals:\|^summary:' "$dump" && break
+        sleep 0.1
+    done
+    total=$(grep -h '^summary:\|^totals:' "$dump" | head -1 | awk '{print $2}')
+    echo $((total / requests))
 }
-fetch() {
-    # One curl process, one kept-alive connection, every URL in turn; bodies discarded.
-    urls "$1" | xargs curl -s "${curl_args[@]}" -H 'X-Cogbroker-Request: 1' >/dev/null
-}
-fetch 50
-callgrind_control -z "$daemon" >/dev/null 2>&1
-fetch "$requests"
-callgrind_control -d "$daemon" >/dev/null 2>&1
-for _ in $(seq 1 50); do
-    dump=$(ls "$dir"/callgrind."$daemon".* 2>/dev/null | head -1 || true)
-    [ -n "$dump" ] && grep -q '^totals:\|^summary:' "$dump" && break
-    sleep 0.1
-done
-total=$(grep -h '^summary:\|^totals:' "$dump" | head -1 | awk '{print $2}')
-echo "$transport: $((total / requests)) instructions per cache-hit request ($requests requests, $bin/cogbroker)"
+
+echo "$transport: $(per_request "$daemon" callgrind "$socket" "$port" /v1/profiles/bench/token) instructions per cache-hit request ($requests requests, $bin/cogbroker)"
 
 if [ -n "${HELLO:-}" ]; then
     # The bench's axum hello-world, the same way: `GET /` on one kept-alive connection.
@@ -116,26 +119,5 @@ if [ -n "${HELLO:-}" ]; then
         curl -sf --unix-socket "$hello_socket" http://localhost/ >/dev/null 2>&1 && break
         sleep 0.2
     done
-    if [ "$transport" = unix ]; then
-        base=http://localhost
-        curl_args=(--unix-socket "$hello_socket")
-    else
-        base="http://127.0.0.1:$hello_port"
-        curl_args=()
-    fi
-    hello_fetch() {
-        for _ in $(seq 1 "$1"); do printf '%s/\n' "$base"; done |
-            xargs curl -s "${curl_args[@]}" -H 'X-Cogbroker-Request: 1' >/dev/null
-    }
-    hello_fetch 50
-    callgrind_control -z "$hello" >/dev/null 2>&1
-    hello_fetch "$requests"
-    callgrind_control -d "$hello" >/dev/null 2>&1
-    for _ in $(seq 1 50); do
-        dump=$(ls "$dir"/hello."$hello".* 2>/dev/null | head -1 || true)
-        [ -n "$dump" ] && grep -q '^totals:\|^summary:' "$dump" && break
-        sleep 0.1
-    done
-    total=$(grep -h '^summary:\|^totals:' "$dump" | head -1 | awk '{print $2}')
-    echo "$transport: $((total / requests)) instructions per request of the hello-world baseline ($HELLO)"
+    echo "$transport: $(per_request "$hello" hello "$hello_socket" "$hello_port" /) instructions per request of the hello-world baseline ($HELLO)"
 fi
