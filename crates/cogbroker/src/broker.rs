@@ -17,6 +17,7 @@
 
 pub mod aws;
 pub mod challenge;
+mod credentials;
 pub mod error;
 pub mod logins;
 pub mod policy;

@@ -3,12 +3,14 @@
 //!
 //! Rooms, one job each:
 //! - `accept`: the accept loop, one task per connection, HTTP/1 limits, graceful shutdown.
-//! - `checks`: the listener checks and the layers around every response. Layers, outermost
-//!   first: response headers (`Cache-Control: no-store`, `nosniff`, never any
-//!   `Access-Control-*`), sensitive request headers (so `Authorization` never reaches a log),
-//!   the trace span (method and a sanitised path only), then the listener checks, then the
-//!   routes.
+//! - `app`: [`App`], the API as one service: sensitive request headers marked (so
+//!   `Authorization` never reaches a log), the trace span (method and a sanitised path only),
+//!   the listener checks, the routes (the token route of a plain profile name answered directly),
+//!   then the fixed response headers (`Cache-Control: no-store`, `nosniff`, never any
+//!   `Access-Control-*`).
+//! - `checks`: the listener checks and the fixed response headers.
 //! - `routes`: the handlers; they answer with [`crate::api`] types only.
+//! - `state`: what the handlers share.
 //! - `parse`: paths, the token query and JSON bodies into [`crate::api`] request types.
 //! - `errors`: [`ApiError`], the only place that knows HTTP status codes.
 //! - `wire`: the broker's answers as [`crate::api`] types.
@@ -16,11 +18,13 @@
 //!   `X-Cogbroker-Request` rule, guarded by a per-child grant) and the grants of `exec --aws`.
 
 mod accept;
+mod app;
 mod aws;
 mod checks;
 mod errors;
 mod parse;
 mod routes;
+mod state;
 mod wire;
 
 use std::time::Duration;
@@ -31,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::Broker;
 use crate::listen::{self, Listeners};
 
-pub use checks::App;
+pub use app::App;
 pub use errors::ApiError;
 
 /// How long shutdown lets in-flight requests finish before closing their connections.
@@ -116,7 +120,7 @@ fn build_router(
         our_uid: listen::our_uid(),
         header_limit: options.header_limit,
     };
-    checks::App::new(routes, checks).with_direct_token_route(state)
+    app::App::new(routes, checks).with_direct_token_route(state)
 }
 
 #[cfg(test)]

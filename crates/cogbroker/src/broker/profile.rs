@@ -10,6 +10,7 @@
 //! first, and a result is applied only if it comes from the job in the slot).
 
 mod aws;
+mod fetch;
 mod jobs;
 mod login;
 mod refresh;

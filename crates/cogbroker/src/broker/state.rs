@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cognito_auth::TokenSet;
 use hyper::body::Bytes;
 
-use super::types::TokenKind;
+use crate::api::TokenKind;
 
 use super::policy::{Backoff, TokenTimes};
 

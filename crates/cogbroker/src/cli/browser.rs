@@ -20,7 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
 use super::{Daemon, LoginArgs};
-use crate::api::{AnswerBody, LoginOutcome, LoginRequest};
+use crate::api::challenge::Authenticated;
+use crate::api::{AnswerBody, LoginOutcome, LoginRequest, ProfileStatus};
 use crate::client::ClientError;
 
 /// A redirect the listener received, and where to send the page for the tab.
@@ -42,7 +43,12 @@ enum Source {
     Pasted,
 }
 
-pub(super) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()> {
+/// The browser login of `args.profile`: the profile's status before it, and the login's
+/// success (the caller reports it).
+pub(super) async fn run(
+    daemon: &Daemon,
+    args: &LoginArgs,
+) -> anyhow::Result<(ProfileStatus, Authenticated)> {
     let profile = args.profile.as_str();
     let status = daemon.client.status(profile).await?;
     let reply = daemon
@@ -52,9 +58,7 @@ pub(super) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()>
         .map_err(|error| error.with_credentials_hint(profile))?;
     let step = match reply {
         LoginOutcome::Browser(step) => step,
-        LoginOutcome::Authenticated(done) => {
-            return super::login::report_success(daemon, profile, &status, &done).await;
-        }
+        LoginOutcome::Authenticated(done) => return Ok((status, done)),
         LoginOutcome::Challenge(step) => {
             let _ = daemon.client.cancel(&step.login_id).await;
             bail!(
@@ -68,7 +72,7 @@ pub(super) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()>
         let _ = daemon.client.cancel(&step.login_id).await;
     }
     match result? {
-        Some(done) => super::login::report_success(daemon, profile, &status, &done).await,
+        Some(done) => Ok((status, done)),
         None => bail!("interrupted"),
     }
 }

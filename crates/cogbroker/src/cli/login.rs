@@ -40,9 +40,10 @@ pub(crate) async fn run(daemon: &Daemon, args: &LoginArgs) -> anyhow::Result<()>
         );
     }
     if args.browser || args.no_browser || status.auth_flow == "authorization_code" {
-        return super::browser::run(daemon, args)
+        let (status, done) = super::browser::run(daemon, args)
             .await
-            .with_context(|| format!("the browser login of {profile} failed"));
+            .with_context(|| format!("the browser login of {profile} failed"))?;
+        return report_success(daemon, profile, &status, &done).await;
     }
     // Standard input is read before the Ctrl-C handler exists, so Ctrl-C still stops a person
     // typing there.
@@ -399,7 +400,7 @@ fn profile_config<'a>(
 /// Cognito answers with, which is a UUID in pools that sign in by email; and how long the new
 /// token lives, as the daemon counts it (its status after the login: the outcome carries the
 /// absolute expiry only, and the daemon's clock is the one that counts).
-pub(super) async fn report_success(
+async fn report_success(
     daemon: &Daemon,
     profile: &str,
     status: &ProfileStatus,

@@ -14,25 +14,16 @@ use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::header;
 
+use super::checks::is_sdk_call;
 use super::errors::{self, ApiError};
 use super::parse::{self, FromFields, JsonFields, NoQuery};
-use super::routes::AppState;
+use super::state::AppState;
 use crate::api::{
     AwsCredentialsResponse, AwsGrant, AwsGrantRequest, AwsGrantRevoked, MAX_MIN_TTL, path,
 };
 use crate::broker::aws::IssuedAws;
 use crate::broker::state::rfc3339;
 use crate::listen::{Peer, Transport};
-
-/// Whether a request to `target` is the SDKs' container-credentials call: the AWS route,
-/// `GET`, without `X-Cogbroker-Request`. Its grant is checked by the handler.
-pub(super) fn is_sdk_call(request: &Request) -> bool {
-    request.method() == http::Method::GET
-        && path::is_aws_credentials(request.uri().path())
-        && !request
-            .headers()
-            .contains_key(&super::checks::REQUEST_HEADER_NAME)
-}
 
 /// `GET /v1/profiles/{p}/aws-credentials[?min_ttl=SECONDS]`.
 pub(super) async fn credentials(

@@ -2,20 +2,13 @@
 //! the layers around every response (`Cache-Control: no-store`, `nosniff`, never any
 //! `Access-Control-*`; sensitive headers kept out of logs; a trace span with a sanitised path).
 
-use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum::Router;
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
-use futures_util::future::BoxFuture;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
 use secrecy::{ExposeSecret as _, SecretString};
 use subtle::ConstantTimeEq as _;
-use tower::ServiceExt as _;
-use tracing::Instrument as _;
 
 use super::errors::{self, ApiError};
 use crate::api::{REQUEST_HEADER, path};
@@ -28,115 +21,6 @@ pub(super) struct Checks {
     pub(super) tcp_port: Option<u16>,
     pub(super) our_uid: u32,
     pub(super) header_limit: usize,
-}
-
-/// The API as one service: the routes (with their fallbacks) behind the listener checks, and
-/// the layers every response passes through, in order: sensitive request headers marked (so
-/// `Authorization` never reaches a log), a trace span (method and a sanitised path only), the
-/// listener checks, the routes, then the fixed response headers.
-///
-/// One service around the router rather than router layers: `Router::layer` wraps every route
-/// in every layer, and the cache-hit path then paid for cloning and dropping that stack (and
-/// boxing each middleware's future) on every request.
-#[derive(Clone)]
-pub struct App {
-    routes: Router,
-    checks: Arc<Checks>,
-    /// Answers `GET /v1/profiles/<plain name>/token` without the router (the hot path).
-    direct: Option<super::routes::AppState>,
-}
-
-impl std::fmt::Debug for App {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").finish_non_exhaustive()
-    }
-}
-
-impl App {
-    pub(super) fn new(routes: Router, checks: Checks) -> Self {
-        Self {
-            routes: routes
-                .fallback(not_found)
-                .method_not_allowed_fallback(method_not_allowed),
-            checks: Arc::new(checks),
-            direct: None,
-        }
-    }
-
-    /// Answers the token route of plain profile names directly, with `state`.
-    pub(super) fn with_direct_token_route(mut self, state: super::routes::AppState) -> Self {
-        self.direct = Some(state);
-        self
-    }
-}
-
-impl tower::Service<Request> for App {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        for name in [
-            header::AUTHORIZATION,
-            header::PROXY_AUTHORIZATION,
-            header::COOKIE,
-        ] {
-            if let http::header::Entry::Occupied(mut entry) = request.headers_mut().entry(name) {
-                for value in entry.iter_mut() {
-                    value.set_sensitive(true);
-                }
-            }
-        }
-        let span = tracing::debug_span!(
-            "request",
-            method = %request.method(),
-            path = %logged_path(request.uri().path())
-        );
-        let checked = span.in_scope(|| check_request(&self.checks, &request));
-        let direct = self
-            .direct
-            .as_ref()
-            .filter(|_| {
-                request.method() == Method::GET
-                    && path::plain_token_profile(request.uri().path()).is_some()
-            })
-            .cloned();
-        let routes = self.routes.clone();
-        Box::pin(
-            async move {
-                let started = tokio::time::Instant::now();
-                let mut response = match (checked, direct) {
-                    (Ok(()), Some(state)) => super::routes::token_direct(state, request).await,
-                    (Ok(()), None) => match routes.oneshot(request).await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    },
-                    (Err(error), _) => {
-                        tracing::info!(
-                            status = error.status().as_u16(),
-                            code = error.code(),
-                            "request refused by a listener check"
-                        );
-                        error.into_response()
-                    }
-                };
-                fixed_response_headers(response.headers_mut());
-                let status = response.status().as_u16();
-                let latency_ms = started.elapsed().as_millis();
-                if response.status().is_server_error() {
-                    tracing::error!(status, latency_ms, "response failed");
-                } else {
-                    tracing::debug!(status, latency_ms, "finished processing request");
-                }
-                Ok(response)
-            }
-            .instrument(span),
-        )
-    }
 }
 
 /// Header names looked up on every request, as `HeaderName`s (a `&str` is parsed at each lookup).
@@ -166,7 +50,7 @@ pub(super) fn logged_path(path: &str) -> &str {
 }
 
 /// `Cache-Control: no-store`, `nosniff`, and never any `Access-Control-*` header.
-fn fixed_response_headers(headers: &mut HeaderMap) {
+pub(super) fn fixed_response_headers(headers: &mut HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -253,7 +137,7 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
     let target = request.uri().path();
     // The AWS SDKs' container-credentials call: its Authorization is a grant (checked by the
     // handler), not the API key, and it cannot send X-Cogbroker-Request (design.md §13).
-    let sdk_call = super::aws::is_sdk_call(request);
+    let sdk_call = is_sdk_call(request);
     let verdict = listen::judge_peer(peer.uid, checks.our_uid);
     if let PeerVerdict::Foreign(uid) = verdict {
         return Err(ApiError::forbidden(
@@ -374,10 +258,18 @@ pub(super) fn bearer_matches(value: &HeaderValue, key: &SecretString) -> bool {
         .into()
 }
 
-async fn not_found() -> ApiError {
+pub(super) async fn not_found() -> ApiError {
     errors::not_found()
 }
 
-async fn method_not_allowed(method: Method) -> ApiError {
+pub(super) async fn method_not_allowed(method: Method) -> ApiError {
     errors::method_not_allowed(&method)
+}
+
+/// Whether a request to `target` is the SDKs' container-credentials call: the AWS route,
+/// `GET`, without `X-Cogbroker-Request`. Its grant is checked by the handler.
+pub(super) fn is_sdk_call(request: &Request) -> bool {
+    request.method() == http::Method::GET
+        && path::is_aws_credentials(request.uri().path())
+        && !request.headers().contains_key(&REQUEST_HEADER_NAME)
 }

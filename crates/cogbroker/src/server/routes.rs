@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::errors::ApiError;
 use super::parse::{self, NoQuery};
+use super::state::{AppState, Shared};
 use super::{OPENAPI, ServerOptions};
 use crate::api::{
     self, AnswerBody, Cancelled, Health, LoggedOut, LoginRequest, LogoutRequest, ProfileList,
@@ -25,29 +26,6 @@ use crate::api::{
 };
 use crate::broker::{Broker, BrokerEvent};
 use crate::config::ProfileName;
-
-/// What the handlers share: one `Arc`, so the state a request carries costs one increment.
-#[derive(Clone)]
-pub(super) struct AppState(std::sync::Arc<Shared>);
-
-pub(super) struct Shared {
-    pub(super) broker: Broker,
-    pub(super) body_limit: usize,
-    /// Who took which token.
-    pub(super) audit: std::sync::Arc<crate::audit::AuditRing>,
-    /// Ends event streams at shutdown, so graceful shutdown does not wait on them.
-    pub(super) shutdown: CancellationToken,
-    /// The TCP listener's address (the AWS SDKs' credentials URL names it).
-    pub(super) tcp: Option<std::net::SocketAddr>,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
 
 /// The routes, without the listener checks, and their state (for the direct token route).
 pub(super) fn routes(

@@ -19,7 +19,8 @@ use super::*;
 
 // What the rooms of the server keep to themselves, and what the tests build with.
 use super::accept::serve_app;
-use super::checks::{App, Checks, bearer_matches, logged_path};
+use super::app::App;
+use super::checks::{Checks, bearer_matches, logged_path};
 use super::errors::ApiError;
 use super::parse::{
     JsonFields, login_id, profile_name, token_query as parse_token_query, wants_plain_text,

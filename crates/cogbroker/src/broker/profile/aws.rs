@@ -9,7 +9,7 @@
 //! the credentials. Results are applied here only, and only from the job in the slot.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use cognito_auth::secret::IdToken;
 use cognito_auth::{AwsCredentials, ErrorCode};
@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use tokio::task::{AbortHandle, Id};
 
+use super::fetch::{AwsDone, FetchError, Fetched};
 use super::jobs::{Done, Mode, random_fraction};
 use super::{Command, ProfileHandle, ProfileTask};
 use crate::broker::aws::{AwsSource, Grant, HeldCredentials, MAX_GRANTS, NewGrant, id_token_floor};
@@ -53,26 +54,6 @@ impl AwsRoom {
 struct AwsInFlight {
     job: AbortHandle,
     waiters: Vec<oneshot::Sender<AttemptOutcome>>,
-}
-
-/// A finished fetch.
-pub(crate) struct AwsDone {
-    result: Result<Fetched, FetchError>,
-    elapsed: Duration,
-}
-
-struct Fetched {
-    credentials: AwsCredentials,
-    identity: StoredIdentity,
-    received_at: SystemTime,
-}
-
-enum FetchError {
-    /// No ID token could be had (login required, Cognito unavailable, ...).
-    Token(BrokerError),
-    Upstream(cognito_auth::Error),
-    Deadline,
-    ShuttingDown,
 }
 
 impl<S: TokenSource> ProfileTask<S> {

@@ -45,7 +45,7 @@ pub(crate) enum Done {
         erased: anyhow::Result<()>,
     },
     /// An AWS credentials fetch finished.
-    Aws(super::aws::AwsDone),
+    Aws(super::fetch::AwsDone),
 }
 
 /// A uniform fraction in `[0, 1)` from the injected entropy.
