@@ -223,6 +223,17 @@ mod tests {
                 String::from_utf8_lossy(&whole)
             );
         }
+        // Neither the issued token nor the token set it views shows the token in `Debug`.
+        let issued = IssuedToken::new(
+            "dev".to_owned(),
+            TokenKind::Access,
+            Arc::clone(&held),
+            now,
+            false,
+        )
+        .expect("an access token");
+        let token = issued.expose_token().to_owned();
+        assert!(!format!("{issued:?} {held:?}").contains(&token));
         // Rendered once for the token set, shared by every later answer.
         let head = held.rendered(TokenKind::Access).get().cloned().flatten();
         assert!(head.is_some_and(|head| head.ends_with(br#""expires_in":"#)));
