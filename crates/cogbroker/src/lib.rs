@@ -27,6 +27,7 @@
 
 pub mod api;
 pub mod apikey;
+pub mod atomic;
 pub mod audit;
 pub mod autostart;
 pub mod broker;

@@ -5,10 +5,9 @@
 //! by the ecosystem's own tool (`git config`, `kubectl config`) or a format-preserving parser
 //! (`serde_json` keeping key order, `toml_edit`, the line-preserving [`ini`] editor), never by
 //! splicing strings. Equal bytes mean "already set up" and no write; otherwise the change is
-//! shown as a line diff and written atomically ([`atomic::write`]: temp file, fsync, rename,
+//! shown as a line diff and written atomically ([`crate::atomic::write`]: temp file, fsync, rename,
 //! the file's mode kept). A file that does not parse is an error naming it, and is left alone.
 
-pub mod atomic;
 pub mod aws;
 pub mod cargo;
 pub mod docker;
@@ -73,7 +72,7 @@ impl Plan {
         if self.is_noop() {
             return Ok(());
         }
-        atomic::write(&self.path, &self.new, self.new_file_mode)
+        crate::atomic::write(&self.path, &self.new, self.new_file_mode)
     }
 
     /// The change as a line diff (`-` old, `+` new, two lines of context).

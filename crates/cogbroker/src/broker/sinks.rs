@@ -9,8 +9,7 @@
 //! not a symlink: [`check_sink_path`]); missing directories are created 0700.
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -85,40 +84,10 @@ pub fn render_token(
 
 /// Writes `bytes` to the sink atomically, mode 0600.
 pub fn write(sink: &SinkConfig, bytes: &[u8]) -> anyhow::Result<()> {
-    let path = &sink.path;
-    let shown = path.display();
     let uid = rustix::process::getuid().as_raw();
-    check_sink_path(path, uid)
+    check_sink_path(&sink.path, uid)
         .map_err(|message| anyhow::anyhow!("refusing the sink: {message}"))?;
-    let dir = path
-        .parent()
-        .with_context(|| format!("{shown} has no directory"))?;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .with_context(|| format!("{shown} names no file"))?;
-    let mut prefix = std::ffi::OsString::from(".");
-    prefix.push(name);
-    prefix.push(".cogbroker-");
-    let mut temp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .permissions(fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file beside {shown}"))?;
-    temp.write_all(bytes)
-        .and_then(|()| temp.as_file().sync_all())
-        .with_context(|| format!("cannot write the new {shown}"))?;
-    temp.persist(path)
-        .map_err(|error| error.error)
-        .with_context(|| format!("cannot replace {shown}"))?;
-    fs::File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .with_context(|| format!("cannot sync {}", dir.display()))?;
-    Ok(())
+    crate::atomic::write_with_mode(&sink.path, bytes, 0o600)
 }
 
 /// Removes the sink file (no error if it is already gone).

@@ -4,6 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use cognito_auth::secret::AccessToken;
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use super::*;

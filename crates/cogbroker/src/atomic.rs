@@ -12,7 +12,26 @@ use anyhow::Context as _;
 /// Writes `bytes` to `path` atomically. An existing file keeps its permission bits; a new one
 /// gets `new_file_mode`, and missing parent directories are created 0700.
 pub fn write(path: &Path, bytes: &[u8], new_file_mode: u32) -> anyhow::Result<()> {
-    let shown = path.display();
+    let dir = parent_created(path)?;
+    let mode = match fs::metadata(path) {
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => new_file_mode,
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot inspect {}", path.display()));
+        }
+    };
+    replace(path, dir, bytes, mode)
+}
+
+/// Writes `bytes` to `path` atomically with exactly `mode`, whatever the old file had; missing
+/// parent directories are created 0700.
+pub fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let dir = parent_created(path)?;
+    replace(path, dir, bytes, mode)
+}
+
+/// `path`'s directory (`.` for a bare name), created 0700 when missing.
+fn parent_created(path: &Path) -> anyhow::Result<&Path> {
     let dir = path
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
@@ -22,11 +41,13 @@ pub fn write(path: &Path, bytes: &[u8], new_file_mode: u32) -> anyhow::Result<()
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    let mode = match fs::metadata(path) {
-        Ok(meta) => meta.permissions().mode() & 0o7777,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => new_file_mode,
-        Err(error) => return Err(error).with_context(|| format!("cannot inspect {shown}")),
-    };
+    Ok(dir)
+}
+
+/// The temporary file beside `path` (mode `mode` before a byte is written), fsynced, renamed
+/// over `path`, then `dir` fsynced.
+fn replace(path: &Path, dir: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let shown = path.display();
     let name = path
         .file_name()
         .with_context(|| format!("{shown} names no file"))?;
@@ -35,8 +56,10 @@ pub fn write(path: &Path, bytes: &[u8], new_file_mode: u32) -> anyhow::Result<()
     prefix.push(".cogbroker-");
     let mut temp = tempfile::Builder::new()
         .prefix(&prefix)
+        .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file beside {shown}"))?;
+    // The umask may have narrowed the mode asked for at creation: set it exactly.
     temp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot set the mode of the new {shown}"))?;
