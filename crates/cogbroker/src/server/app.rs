@@ -16,6 +16,7 @@ use tracing::Instrument as _;
 use super::checks::{
     Checks, check_request, fixed_response_headers, logged_path, method_not_allowed, not_found,
 };
+use super::parse;
 use super::state::AppState;
 use crate::api::path;
 
@@ -86,20 +87,23 @@ impl tower::Service<Request> for App {
             path = %logged_path(request.uri().path())
         );
         let checked = span.in_scope(|| check_request(&self.checks, &request));
+        // The token route of a plain profile name: its state and the name, parsed once here.
         let direct = self
             .direct
             .as_ref()
-            .filter(|_| {
-                request.method() == Method::GET
-                    && path::plain_token_profile(request.uri().path()).is_some()
-            })
-            .cloned();
+            .filter(|_| request.method() == Method::GET)
+            .and_then(|state| {
+                let profile = path::plain_token_profile(request.uri().path())?;
+                Some((state.clone(), parse::plain_profile_name(profile)))
+            });
         let routes = self.routes.clone();
         Box::pin(
             async move {
                 let started = tokio::time::Instant::now();
                 let mut response = match (checked, direct) {
-                    (Ok(()), Some(state)) => super::routes::token_direct(state, request).await,
+                    (Ok(()), Some((state, profile))) => {
+                        super::routes::token_direct(state, profile, request).await
+                    }
                     (Ok(()), None) => match routes.oneshot(request).await {
                         Ok(response) => response,
                         Err(never) => match never {},

@@ -138,9 +138,12 @@ async fn token(
 
 /// `GET /v1/profiles/{p}/token` for a plain profile segment (see
 /// [`api::path::plain_token_profile`]), without the router: the hot path of every cache hit.
-pub(super) async fn token_direct(state: AppState, request: axum::extract::Request) -> Response {
-    let profile = api::path::plain_token_profile(request.uri().path()).unwrap_or_default();
-    let answer = match parse::plain_profile_name(profile) {
+pub(super) async fn token_direct(
+    state: AppState,
+    profile: Result<ProfileName, ApiError>,
+    request: axum::extract::Request,
+) -> Response {
+    let answer = match profile {
         Ok(profile) => token_answer(&state, profile, &request.into_parts().0).await,
         Err(error) => Err(error),
     };
