@@ -1007,10 +1007,6 @@ totp_secret = "{TOTP_SECRET}"
     let (daemon_stdout, daemon_stderr) = daemon.finished_output();
     ensure!(daemon_stderr.contains("TRACE"), "trace logging is on");
     let everything = format!("{daemon_stdout}\n{daemon_stderr}");
-    ensure!(
-        everything.contains("DEVICE_PASSWORD_VERIFIER") || everything.contains("device"),
-        "the trace covers the device steps"
-    );
     let mut secrets = vec![
         (
             "the device password".to_owned(),
