@@ -345,102 +345,26 @@ impl Broker {
         min_ttl: Option<Duration>,
     ) -> Result<IssuedToken, BrokerError> {
         let handle = self.handle(profile)?;
-        let shared = &self.inner.shared;
-        let mut refreshed = false;
-        // At most: decide, refresh, decide again. The second decision never asks to refresh.
-        for _ in 0..3 {
-            let snapshot = handle.snapshot();
-            let now = shared.clock.now();
-            let decision = policy::on_request(
+        let metrics = &self.inner.shared.metrics;
+        match settle_token(handle, &self.inner.shared, min_ttl, true).await {
+            Settled::Serve {
+                snapshot,
                 now,
-                snapshot.token_times(),
-                &handle.info.tuning,
-                min_ttl,
-                &snapshot.backoff,
-                snapshot.can_refresh(),
+                degraded,
                 refreshed,
-            );
-            match decision {
-                RequestDecision::Serve {
-                    refresh_in_background,
-                } => {
-                    if refresh_in_background && !snapshot.refreshing {
-                        handle.nudge(Command::Refresh {
-                            mode: Mode::Background,
-                            observed: snapshot.generation,
-                            reply: None,
-                        });
-                    }
-                    shared
-                        .metrics
-                        .token_request(if refreshed { "refreshed" } else { "hit" });
-                    return issue(handle, &snapshot, kind, now, false);
-                }
-                RequestDecision::ServeDegraded => {
-                    shared.metrics.token_request("degraded");
-                    return issue(handle, &snapshot, kind, now, true);
-                }
-                RequestDecision::Unavailable { retry_after } => {
-                    shared.metrics.token_request("unavailable");
-                    return Err(BrokerError::UpstreamUnavailable {
-                        retry_after,
-                        reason: snapshot.last_error.map_or_else(
-                            || "refresh backing off".to_owned(),
-                            |c| format!("last refresh failed: {c}"),
-                        ),
-                    });
-                }
-                RequestDecision::NoSession if snapshot.misconfigured.is_some() => {
-                    shared.metrics.token_request("error");
-                    return Err(BrokerError::Misconfigured(
-                        snapshot.misconfigured.clone().unwrap_or_default(),
-                    ));
-                }
-                RequestDecision::NoSession => {
-                    shared.metrics.token_request("login_required");
-                    return Err(BrokerError::login_required(
-                        profile,
-                        snapshot
-                            .login_required
-                            .clone()
-                            .unwrap_or_else(|| "not logged in".to_owned()),
-                    ));
-                }
-                RequestDecision::Refresh => {
-                    let outcome = handle
-                        .ask(|reply| Command::Refresh {
-                            mode: Mode::Blocking,
-                            observed: snapshot.generation,
-                            reply: Some(reply),
-                        })
-                        .await
-                        .unwrap_or(Err(AttemptFailure::ShuttingDown));
-                    refreshed = true;
-                    match outcome {
-                        // The session was replaced (login) or removed (logout) meanwhile:
-                        // decide again on what is there now.
-                        Ok(()) | Err(AttemptFailure::NoSession) => {}
-                        Err(failure) => {
-                            // Stale-while-revalidate: a still-valid token beats an error.
-                            let latest = handle.snapshot();
-                            let now = shared.clock.now();
-                            let valid = latest
-                                .token_times()
-                                .is_some_and(|times| !times.remaining(now).is_zero());
-                            if valid {
-                                shared.metrics.token_request("degraded");
-                                return issue(handle, &latest, kind, now, true);
-                            }
-                            shared.metrics.token_request("error");
-                            return Err(failure.into_error(profile));
-                        }
-                    }
-                }
+            } => {
+                metrics.token_request(match (degraded, refreshed) {
+                    (true, _) => "degraded",
+                    (false, true) => "refreshed",
+                    (false, false) => "hit",
+                });
+                issue(handle, &snapshot, kind, now, degraded)
+            }
+            Settled::Refused { error, outcome } => {
+                metrics.token_request(outcome);
+                Err(error)
             }
         }
-        Err(BrokerError::Internal(anyhow::anyhow!(
-            "token decision did not settle for profile {profile}"
-        )))
     }
 
     /// Refreshes now, joining an in-flight refresh. Errors are reported even while a valid
@@ -618,6 +542,144 @@ impl Broker {
             clock_skew_seconds: tokens.and_then(|t| t.clock_skew()),
         }
     }
+}
+
+/// How a token request settled ([`settle_token`]).
+pub(crate) enum Settled {
+    /// Serve from `snapshot` at `now`; `degraded`: refreshing fails and this is the last valid
+    /// token, below what was asked; `refreshed`: a refresh ran for this request.
+    Serve {
+        snapshot: Arc<Snapshot>,
+        now: SystemTime,
+        degraded: bool,
+        refreshed: bool,
+    },
+    /// No token can be served: why, and the metrics outcome (`unavailable`, `login_required`,
+    /// `error`).
+    Refused {
+        error: BrokerError,
+        outcome: &'static str,
+    },
+}
+
+/// The decision of every token request, for callers and for the profile's own AWS fetches:
+/// decide on the snapshot (`policy::on_request`: the hand-out floor or `min_ttl`, the backoff),
+/// join or start the single refresh when one is needed (and, with `background`, start one in
+/// the background when the token is getting old), then decide again. A refresh runs at most
+/// once; a still-valid token beats an error.
+pub(crate) async fn settle_token(
+    handle: &ProfileHandle,
+    shared: &Shared,
+    min_ttl: Option<Duration>,
+    background: bool,
+) -> Settled {
+    let profile = handle.info.name.as_str();
+    let refused = |error, outcome| Settled::Refused { error, outcome };
+    let mut refreshed = false;
+    // At most: decide, refresh, decide again. The second decision never asks to refresh.
+    for _ in 0..3 {
+        let snapshot = handle.snapshot();
+        let now = shared.clock.now();
+        let decision = policy::on_request(
+            now,
+            snapshot.token_times(),
+            &handle.info.tuning,
+            min_ttl,
+            &snapshot.backoff,
+            snapshot.can_refresh(),
+            refreshed,
+        );
+        match decision {
+            RequestDecision::Serve {
+                refresh_in_background,
+            } => {
+                if background && refresh_in_background && !snapshot.refreshing {
+                    handle.nudge(Command::Refresh {
+                        mode: Mode::Background,
+                        observed: snapshot.generation,
+                        reply: None,
+                    });
+                }
+                return Settled::Serve {
+                    snapshot,
+                    now,
+                    degraded: false,
+                    refreshed,
+                };
+            }
+            RequestDecision::ServeDegraded => {
+                return Settled::Serve {
+                    snapshot,
+                    now,
+                    degraded: true,
+                    refreshed,
+                };
+            }
+            RequestDecision::Unavailable { retry_after } => {
+                let reason = snapshot.last_error.map_or_else(
+                    || "refresh backing off".to_owned(),
+                    |c| format!("last refresh failed: {c}"),
+                );
+                return refused(
+                    BrokerError::UpstreamUnavailable {
+                        retry_after,
+                        reason,
+                    },
+                    "unavailable",
+                );
+            }
+            RequestDecision::NoSession if snapshot.misconfigured.is_some() => {
+                let why = snapshot.misconfigured.clone().unwrap_or_default();
+                return refused(BrokerError::Misconfigured(why), "error");
+            }
+            RequestDecision::NoSession => {
+                let why = snapshot
+                    .login_required
+                    .clone()
+                    .unwrap_or_else(|| "not logged in".to_owned());
+                return refused(BrokerError::login_required(profile, why), "login_required");
+            }
+            RequestDecision::Refresh => {
+                let outcome = handle
+                    .ask(|reply| Command::Refresh {
+                        mode: Mode::Blocking,
+                        observed: snapshot.generation,
+                        reply: Some(reply),
+                    })
+                    .await
+                    .unwrap_or(Err(AttemptFailure::ShuttingDown));
+                refreshed = true;
+                match outcome {
+                    // The session was replaced (login) or removed (logout) meanwhile:
+                    // decide again on what is there now.
+                    Ok(()) | Err(AttemptFailure::NoSession) => {}
+                    Err(failure) => {
+                        // Stale-while-revalidate: a still-valid token beats an error.
+                        let latest = handle.snapshot();
+                        let now = shared.clock.now();
+                        let valid = latest
+                            .token_times()
+                            .is_some_and(|times| !times.remaining(now).is_zero());
+                        if valid {
+                            return Settled::Serve {
+                                snapshot: latest,
+                                now,
+                                degraded: true,
+                                refreshed,
+                            };
+                        }
+                        return refused(failure.into_error(profile), "error");
+                    }
+                }
+            }
+        }
+    }
+    refused(
+        BrokerError::Internal(anyhow::anyhow!(
+            "token decision did not settle for profile {profile}"
+        )),
+        "error",
+    )
 }
 
 fn issue(

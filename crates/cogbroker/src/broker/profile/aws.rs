@@ -24,10 +24,8 @@ use super::{Command, ProfileHandle, ProfileTask};
 use crate::broker::aws::{AwsSource, Grant, HeldCredentials, MAX_GRANTS, NewGrant, id_token_floor};
 use crate::broker::error::{AttemptFailure, AttemptOutcome, FailureClass, describe_error};
 use crate::broker::policy;
-use crate::broker::policy::RequestDecision;
 use crate::broker::source::TokenSource;
-use crate::broker::state::Snapshot;
-use crate::broker::{BrokerError, BrokerEvent, Shared};
+use crate::broker::{BrokerError, BrokerEvent, Settled, Shared, settle_token};
 use crate::store::StoredIdentity;
 
 /// The AWS part of a profile task (present when the profile has an identity pool).
@@ -588,91 +586,30 @@ async fn fetch(
     }
 }
 
-/// An ID token with at least `floor` left, decided as a token request is (`policy::on_request`:
-/// the hand-out rules, the backoff, one refresh at most, joining the profile's single refresh in
-/// flight, a still-valid token rather than an error).
+/// An ID token with at least `floor` left, decided as a token request is
+/// ([`settle_token`]: the hand-out rules, the backoff, one refresh at most, joining the
+/// profile's single refresh in flight, a still-valid token rather than an error).
 async fn id_token(
     handle: &ProfileHandle,
     shared: &Shared,
     floor: Duration,
 ) -> Result<IdToken, BrokerError> {
     let profile = handle.info.name.as_str();
-    let current = |snapshot: &Snapshot| {
-        let tokens = snapshot
-            .tokens
-            .as_ref()
-            .ok_or_else(|| BrokerError::login_required(profile, "not logged in"))?;
-        // A machine client has no ID token; config refuses an identity pool on one.
-        let id = tokens.id_token().ok_or_else(|| {
-            BrokerError::Misconfigured(format!(
-                "profile {profile} has no ID token to trade for AWS credentials"
-            ))
-        })?;
-        Ok(IdToken::new(id.expose_secret()))
+    let snapshot = match settle_token(handle, shared, Some(floor), false).await {
+        Settled::Serve { snapshot, .. } => snapshot,
+        Settled::Refused { error, .. } => return Err(error),
     };
-    let mut refreshed = false;
-    for _ in 0..3 {
-        let snapshot = handle.snapshot();
-        let now = shared.clock.now();
-        match policy::on_request(
-            now,
-            snapshot.token_times(),
-            &handle.info.tuning,
-            Some(floor),
-            &snapshot.backoff,
-            snapshot.can_refresh(),
-            refreshed,
-        ) {
-            RequestDecision::Serve { .. } | RequestDecision::ServeDegraded => {
-                return current(&snapshot);
-            }
-            RequestDecision::Unavailable { retry_after } => {
-                return Err(BrokerError::UpstreamUnavailable {
-                    retry_after,
-                    reason: snapshot.last_error.map_or_else(
-                        || "token refresh backing off".to_owned(),
-                        |class| format!("last token refresh failed: {class}"),
-                    ),
-                });
-            }
-            RequestDecision::NoSession => {
-                return Err(BrokerError::login_required(
-                    profile,
-                    snapshot
-                        .login_required
-                        .clone()
-                        .unwrap_or_else(|| "not logged in".to_owned()),
-                ));
-            }
-            RequestDecision::Refresh => {
-                let outcome = handle
-                    .ask(|reply| Command::Refresh {
-                        mode: Mode::Blocking,
-                        observed: snapshot.generation,
-                        reply: Some(reply),
-                    })
-                    .await
-                    .unwrap_or(Err(AttemptFailure::ShuttingDown));
-                refreshed = true;
-                match outcome {
-                    Ok(()) | Err(AttemptFailure::NoSession) => {}
-                    Err(failure) => {
-                        let latest = handle.snapshot();
-                        let valid = latest
-                            .token_times()
-                            .is_some_and(|times| !times.remaining(shared.clock.now()).is_zero());
-                        if valid {
-                            return current(&latest);
-                        }
-                        return Err(failure.into_error(profile));
-                    }
-                }
-            }
-        }
-    }
-    Err(BrokerError::Internal(anyhow::anyhow!(
-        "the ID token decision did not settle for profile {profile}"
-    )))
+    let tokens = snapshot
+        .tokens
+        .as_ref()
+        .ok_or_else(|| BrokerError::login_required(profile, "not logged in"))?;
+    // A machine client has no ID token; config refuses an identity pool on one.
+    let id = tokens.id_token().ok_or_else(|| {
+        BrokerError::Misconfigured(format!(
+            "profile {profile} has no ID token to trade for AWS credentials"
+        ))
+    })?;
+    Ok(IdToken::new(id.expose_secret()))
 }
 
 /// One attempt. A cached identity id that the pool no longer accepts for this login (another
