@@ -6,6 +6,7 @@ mod doctor;
 mod exec;
 pub mod helpers;
 mod login;
+mod parse;
 mod session;
 pub mod setup;
 mod terminal;
@@ -21,6 +22,8 @@ use secrecy::SecretString;
 use crate::api::{self, TokenKind};
 use crate::client::{ClientError, DaemonClient, Target};
 use crate::config::{self, Config, ProcessEnv};
+
+pub use parse::parse;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;

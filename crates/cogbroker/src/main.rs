@@ -4,11 +4,10 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::Parser as _;
-use cogbroker::cli::{self, Cli};
+use cogbroker::cli;
 
 fn main() -> ExitCode {
-    let parsed = match Cli::try_parse_from(cli::helpers::normalize_args(std::env::args_os())) {
+    let parsed = match cli::parse(cli::helpers::normalize_args(std::env::args_os())) {
         Ok(parsed) => parsed,
         Err(error) => {
             // --help and --version are "errors" that print to stdout and exit 0.

@@ -12,7 +12,7 @@ use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use clap::{Args, Parser as _, ValueEnum};
+use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret as _, SecretString};
 use subtle::ConstantTimeEq as _;
 
@@ -546,7 +546,7 @@ fn cargo_answer(global: &GlobalArgs, args: &CargoCredentialArgs, line: &str) -> 
     }
     // The rest of `credential-provider`, as if typed after `cogbroker`.
     let line = std::iter::once("cogbroker".to_owned()).chain(request.args.iter().cloned());
-    match Cli::try_parse_from(line) {
+    match super::parse(line.map(OsString::from).collect()) {
         Ok(Cli {
             global: own,
             command: Command::CargoCredential(args),
@@ -673,6 +673,7 @@ pub(super) fn write_stdout(text: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
 
     fn normalized(args: &[&str]) -> Vec<String> {
         normalize_args(args.iter().map(OsString::from))

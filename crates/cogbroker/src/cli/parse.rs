@@ -1,0 +1,209 @@
+//! Parsing the command line without building all of it.
+//!
+//! clap builds every subcommand's arguments before it looks at one (~380,000 instructions, a
+//! third of what a credential helper's whole run costs). The commands tools run on every git,
+//! docker, kubectl or cargo call are parsed by a command holding only the one subcommand named
+//! on the line. Whatever that small command does not accept (help, version, a mistake) is
+//! parsed again by the whole definition, so every message and exit code is the full CLI's; a
+//! test holds both parses equal.
+
+use std::ffi::OsString;
+
+use clap::{ArgMatches, Args, FromArgMatches as _, Parser as _};
+
+use super::helpers::{
+    AwsCredentialProcessArgs, BazelCredentialArgs, CargoCredentialArgs, DockerCredentialArgs,
+    EnvArgs, ExecArgs, GitCredentialArgs, GoauthArgs, KubeCredentialArgs,
+};
+use super::{Cli, Command, GlobalArgs, TokenArgs};
+
+/// Parses a command line (already through `helpers::normalize_args`).
+pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    match quick(&args) {
+        Some(cli) => Ok(cli),
+        None => Cli::try_parse_from(args),
+    }
+}
+
+/// Builds the variant of [`Command`] from its subcommand's matches.
+type Finish = fn(&ArgMatches) -> Result<Command, clap::Error>;
+
+/// The hot commands: the subcommand's own arguments and how to finish its variant.
+fn hot(name: &str) -> Option<(clap::Command, Finish)> {
+    macro_rules! hot {
+        ($($name:literal => $variant:ident($args:ty),)*) => {
+            match name {
+                $($name => Some((
+                    <$args>::augment_args(clap::Command::new($name)),
+                    |matches| <$args>::from_arg_matches(matches).map(Command::$variant),
+                )),)*
+                _ => None,
+            }
+        };
+    }
+    hot! {
+        "token" => Token(TokenArgs),
+        "git-credential" => GitCredential(GitCredentialArgs),
+        "docker-credential" => DockerCredential(DockerCredentialArgs),
+        "kube-credential" => KubeCredential(KubeCredentialArgs),
+        "cargo-credential" => CargoCredential(CargoCredentialArgs),
+        "bazel-credential" => BazelCredential(BazelCredentialArgs),
+        "goauth" => Goauth(GoauthArgs),
+        "env" => Env(EnvArgs),
+        "exec" => Exec(ExecArgs),
+        "aws-credential-process" => AwsCredentialProcess(AwsCredentialProcessArgs),
+    }
+}
+
+/// The parse through the small command, or None to leave it to the whole definition.
+fn quick(args: &[OsString]) -> Option<Cli> {
+    let (sub, finish) = hot(subcommand_name(args)?)?;
+    let matches = GlobalArgs::augment_args(clap::Command::new("cogbroker"))
+        .subcommand(sub)
+        .try_get_matches_from(args)
+        .ok()?;
+    let global = GlobalArgs::from_arg_matches(&matches).ok()?;
+    let (_, sub_matches) = matches.subcommand()?;
+    let command = finish(sub_matches).ok()?;
+    Some(Cli { global, command })
+}
+
+/// The subcommand's name: the first word after the global options. None when the line asks for
+/// help or the version anywhere (before a `--`), or holds an option the small command's parent
+/// would not know.
+fn subcommand_name(args: &[OsString]) -> Option<&str> {
+    const HELP: [&str; 4] = ["-h", "--help", "-V", "--version"];
+    let mut words = args.iter().skip(1).map(|arg| arg.to_str());
+    let mut name = None;
+    while let Some(word) = words.next() {
+        let word = word?;
+        if word == "--" {
+            break;
+        }
+        if HELP.contains(&word) {
+            return None;
+        }
+        if name.is_some() {
+            continue;
+        }
+        match word {
+            "--config" | "--socket" | "--url" => {
+                words.next()??;
+            }
+            _ if word.starts_with('-') => {
+                let (option, _) = word.split_once('=')?;
+                if !["--config", "--socket", "--url"].contains(&option) {
+                    return None;
+                }
+            }
+            _ => name = Some(word),
+        }
+    }
+    name.filter(|name| *name != "help")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::helpers::normalize_args;
+
+    fn line(args: &[&str]) -> Vec<OsString> {
+        normalize_args(args.iter().map(OsString::from))
+    }
+
+    /// Every line the small command takes, it parses exactly as the whole definition does.
+    #[test]
+    fn the_quick_parse_equals_the_full_one() {
+        for args in [
+            &["cogbroker", "token", "dev"][..],
+            &[
+                "cogbroker",
+                "token",
+                "dev",
+                "--kind",
+                "id",
+                "--min-ttl",
+                "5m",
+            ],
+            &[
+                "cogbroker",
+                "--config",
+                "/c.toml",
+                "token",
+                "dev",
+                "--format=json",
+            ],
+            &["cogbroker", "token", "dev", "--socket", "/run/s.sock"],
+            &["cogbroker", "--url=http://127.0.0.1:7467", "token", "dev"],
+            &["cogbroker", "git-credential", "get"],
+            &[
+                "cogbroker",
+                "git-credential",
+                "--profile",
+                "dev",
+                "--kind",
+                "id",
+                "erase",
+            ],
+            &["docker-credential-cogbroker", "list"],
+            &["cogbroker", "docker-credential", "--profile", "dev", "get"],
+            &["cogbroker", "kube-credential", "dev"],
+            &["cogbroker", "--cargo-plugin"],
+            &["cogbroker", "cargo-credential", "--profile", "dev"],
+            &["cogbroker", "bazel-credential", "get"],
+            &["cogbroker", "goauth", "https://go.example.com/mod"],
+            &["cogbroker", "env", "dev", "--shell", "fish", "--var", "T"],
+            &[
+                "cogbroker",
+                "exec",
+                "dev",
+                "--var",
+                "T",
+                "--",
+                "printenv",
+                "--help",
+            ],
+            &["cogbroker", "exec", "dev", "--aws", "--", "aws", "s3", "ls"],
+            &["cogbroker", "aws-credential-process", "dev"],
+        ] {
+            let quick = quick(&line(args)).unwrap_or_else(|| panic!("{args:?}: not quick"));
+            let full = Cli::try_parse_from(line(args)).unwrap();
+            assert_eq!(format!("{quick:?}"), format!("{full:?}"), "{args:?}");
+        }
+    }
+
+    /// Help, the version, other commands and mistakes go to the whole definition, whose
+    /// messages name every command.
+    #[test]
+    fn everything_else_is_left_to_the_full_parse() {
+        for args in [
+            &["cogbroker", "token", "--help"][..],
+            &["cogbroker", "--version", "token", "dev"],
+            &["cogbroker", "help", "token"],
+            &["cogbroker", "status"],
+            &["cogbroker", "serve"],
+            &["cogbroker", "token"],
+            &["cogbroker", "token", "dev", "--kind", "refresh"],
+            &["cogbroker", "--verbose", "token", "dev"],
+            &[
+                "cogbroker",
+                "--socket",
+                "/s",
+                "--url",
+                "http://127.0.0.1:1",
+                "token",
+                "dev",
+            ],
+            &["cogbroker", "tokne", "dev"],
+            &["cogbroker", "exec", "dev"],
+            &["cogbroker"],
+        ] {
+            assert!(quick(&line(args)).is_none(), "{args:?}");
+        }
+        let error = parse(line(&["cogbroker", "token", "dev", "--kind", "refresh"])).unwrap_err();
+        assert!(error.to_string().contains("'refresh'"), "{error}");
+        let help = parse(line(&["cogbroker", "token", "--help"])).unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(help.to_string().contains("Print a token valid"), "{help}");
+    }
+}
