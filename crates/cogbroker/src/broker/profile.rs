@@ -199,7 +199,7 @@ pub(crate) struct ProfileTask<S> {
     login: LoginSlot,
     /// Expired login ids and when to forget them.
     expired: VecDeque<(String, SystemTime)>,
-    jobs: JoinSet<Done>,
+    jobs: JoinSet<Box<Done>>,
     /// A background refresh planned for later within the tick interval.
     due: Option<tokio::time::Instant>,
     stopping: bool,
@@ -530,8 +530,8 @@ impl<S: TokenSource> ProfileTask<S> {
 
     // ----- jobs -----
 
-    async fn on_done(&mut self, job: Id, done: Done) {
-        match done {
+    async fn on_done(&mut self, job: Id, done: Box<Done>) {
+        match *done {
             Done::Refreshed {
                 result,
                 elapsed,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cognito_auth::{ChallengeAnswer, LoginStep, LoginSuccess, PendingLogin, Refreshed};
 use tokio::sync::oneshot;
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::super::BrokerOptions;
 use super::super::error::FailureClass;
@@ -125,4 +126,13 @@ pub(crate) async fn respond<S: TokenSource>(
     answer: ChallengeAnswer,
 ) -> Done {
     Done::LoginStep(source.respond(pending, answer).await)
+}
+
+/// Spawns a profile's network work. Its result comes back boxed: a `Done` is ~900 bytes, and the
+/// task's own future (resident once per profile) would otherwise keep room for it while it waits.
+pub(super) fn spawn_job(
+    jobs: &mut JoinSet<Box<Done>>,
+    job: impl Future<Output = Done> + Send + 'static,
+) -> AbortHandle {
+    jobs.spawn(async move { Box::new(job.await) })
 }
