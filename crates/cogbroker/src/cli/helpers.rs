@@ -673,7 +673,6 @@ pub(super) fn write_stdout(text: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser as _;
 
     fn normalized(args: &[&str]) -> Vec<String> {
         normalize_args(args.iter().map(OsString::from))
@@ -700,45 +699,5 @@ mod tests {
             normalized(&["/opt/docker-credential-other", "get"]),
             ["/opt/docker-credential-other", "get"]
         );
-    }
-
-    #[test]
-    fn helper_command_lines_parse() {
-        let parse =
-            |args: &[&str]| Cli::try_parse_from(normalize_args(args.iter().map(OsString::from)));
-        for args in [
-            &["cogbroker", "git-credential", "get"][..],
-            &["cogbroker", "git-credential", "--profile", "dev", "erase"],
-            &["docker-credential-cogbroker", "list"],
-            &["cogbroker", "kube-credential", "dev"],
-            &["cogbroker", "--cargo-plugin"],
-            &["cogbroker", "bazel-credential", "get"],
-            &["cogbroker", "goauth", "https://go.example.com/mod"],
-            &[
-                "cogbroker",
-                "env",
-                "dev",
-                "--shell",
-                "fish",
-                "--var",
-                "TOKEN",
-            ],
-            &[
-                "cogbroker",
-                "exec",
-                "dev",
-                "--var",
-                "T",
-                "--",
-                "printenv",
-                "T",
-            ],
-            &["cogbroker", "token", "dev", "--format", "bearer"],
-            &["cogbroker", "aws-credential-process", "dev"],
-            &["cogbroker", "exec", "dev", "--aws", "--", "aws", "s3", "ls"],
-        ] {
-            parse(args).unwrap_or_else(|error| panic!("{args:?}: {error}"));
-        }
-        assert!(parse(&["cogbroker", "exec", "dev"]).is_err());
     }
 }

@@ -153,6 +153,7 @@ mod tests {
             &["cogbroker", "bazel-credential", "get"],
             &["cogbroker", "goauth", "https://go.example.com/mod"],
             &["cogbroker", "env", "dev", "--shell", "fish", "--var", "T"],
+            &["cogbroker", "token", "dev", "--format", "bearer"],
             &[
                 "cogbroker",
                 "exec",
@@ -202,6 +203,8 @@ mod tests {
         }
         let error = parse(line(&["cogbroker", "token", "dev", "--kind", "refresh"])).unwrap_err();
         assert!(error.to_string().contains("'refresh'"), "{error}");
+        // `exec` needs the command to run.
+        assert!(parse(line(&["cogbroker", "exec", "dev"])).is_err());
         let help = parse(line(&["cogbroker", "token", "--help"])).unwrap_err();
         assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
         assert!(help.to_string().contains("Print a token valid"), "{help}");
