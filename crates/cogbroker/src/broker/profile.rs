@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cognito_auth::PendingLogin;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::{AbortHandle, Id, JoinSet};
 
 pub(crate) use aws::AwsRoom;
@@ -36,7 +36,9 @@ use super::{AnswerInput, BrokerEvent, EXPIRED_LOGIN_GRACE, LoginOutcome, Shared}
 use crate::config::ProfileName;
 use crate::store::StoredSession;
 
-/// How many commands may wait for a profile task before senders wait too.
+/// How many commands may wait for a profile task before senders wait too. The mailbox is a
+/// flume channel: a few hundred bytes per profile while empty, where tokio's mpsc takes ~2 KB (its
+/// cache-padded channel and a first block of 32 slots), and profiles are counted in thousands.
 const COMMAND_QUEUE: usize = 256;
 /// How many expired login ids a profile remembers (to answer `challenge_expired`).
 const EXPIRED_REMEMBERED: usize = 8;
@@ -65,8 +67,7 @@ pub(crate) enum Command {
     },
     Answer {
         login_id: String,
-        /// Boxed: the mailbox's first block holds 32 commands per profile, so a command stays
-        /// small.
+        /// Boxed: queued commands sit inline in the mailbox, so a command stays small.
         input: Box<AnswerInput>,
         reply: LoginReply,
     },
@@ -126,7 +127,7 @@ pub(crate) struct ProfileInfo {
 #[derive(Debug)]
 pub(crate) struct ProfileHandle {
     pub(crate) info: Arc<ProfileInfo>,
-    commands: mpsc::Sender<Command>,
+    commands: flume::Sender<Command>,
     snapshot: watch::Receiver<Arc<Snapshot>>,
 }
 
@@ -144,7 +145,7 @@ impl ProfileHandle {
     ) -> Result<T, BrokerError> {
         let (reply, answer) = oneshot::channel();
         self.commands
-            .send(command(reply))
+            .send_async(command(reply))
             .await
             .map_err(|_| BrokerError::ShuttingDown)?;
         answer.await.map_err(|_| BrokerError::ShuttingDown)
@@ -158,7 +159,7 @@ impl ProfileHandle {
 
     /// Sends a command nobody waits for, waiting for room in the mailbox.
     pub(crate) async fn tell(&self, command: Command) {
-        let _ = self.commands.send(command).await;
+        let _ = self.commands.send_async(command).await;
     }
 }
 
@@ -217,7 +218,7 @@ pub(crate) fn spawn<S: TokenSource>(
     shared: Arc<Shared>,
 ) -> ProfileHandle {
     let info = Arc::new(info);
-    let (commands, mailbox) = mpsc::channel(COMMAND_QUEUE);
+    let (commands, mailbox) = flume::bounded(COMMAND_QUEUE);
     let (publish, snapshot) = watch::channel(Arc::new(Snapshot {
         has_session: source.sessionless(),
         ..Snapshot::default()
@@ -247,7 +248,7 @@ pub(crate) fn spawn<S: TokenSource>(
 }
 
 impl<S: TokenSource> ProfileTask<S> {
-    async fn run(mut self, mut mailbox: mpsc::Receiver<Command>) {
+    async fn run(mut self, mailbox: flume::Receiver<Command>) {
         loop {
             if self.stopping && self.jobs.is_empty() {
                 break;
@@ -263,9 +264,9 @@ impl<S: TokenSource> ProfileTask<S> {
                         Err(error) => self.on_job_lost(error.id()),
                     }
                 }
-                command = mailbox.recv(), if !self.stopping => match command {
-                    Some(Command::Stop) | None => self.stop(),
-                    Some(command) => Box::pin(self.on_command(command)).await,
+                command = mailbox.recv_async(), if !self.stopping => match command {
+                    Ok(Command::Stop) | Err(_) => self.stop(),
+                    Ok(command) => Box::pin(self.on_command(command)).await,
                 },
                 () = sleep_until(due), if due.is_some() && !self.stopping => {
                     self.due = None;
@@ -597,12 +598,12 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
 
 #[cfg(test)]
 mod tests {
-    /// tokio's bounded channel allocates its first block of 32 slots when it is made, so every
-    /// profile pays 32 commands whether or not it is ever asked anything (design.md §11: 1,000
-    /// profiles in 15 MB).
+    /// Queued commands sit inline in the mailbox's ring buffer (flume allocates it as commands
+    /// arrive, not for the whole capacity up front): a command stays small (design.md §11:
+    /// 1,000 profiles in 15 MB).
     #[test]
-    fn a_profile_mailbox_block_stays_small() {
-        let block = 32 * std::mem::size_of::<super::Command>();
-        assert!(block <= 2048, "a mailbox block is {block} bytes");
+    fn a_command_stays_small() {
+        let size = std::mem::size_of::<super::Command>();
+        assert!(size <= 64, "a command is {size} bytes");
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use cognito_auth::secret::IdToken;
 use cognito_auth::{AwsCredentials, ErrorCode};
 use secrecy::SecretString;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use tokio::task::{AbortHandle, Id};
 
@@ -35,11 +35,11 @@ pub(crate) struct AwsRoom {
     grants: Vec<(Grant, Option<ProcessWatch>)>,
     /// The task's own mailbox, weakly: jobs and grant watchers talk to the task through it
     /// without keeping it alive.
-    commands: mpsc::WeakSender<Command>,
+    commands: flume::WeakSender<Command>,
 }
 
 impl AwsRoom {
-    pub(crate) fn new(source: AwsSource, commands: mpsc::WeakSender<Command>) -> Self {
+    pub(crate) fn new(source: AwsSource, commands: flume::WeakSender<Command>) -> Self {
         Self {
             source: Arc::new(source),
             in_flight: None,
