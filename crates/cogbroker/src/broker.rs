@@ -236,7 +236,7 @@ impl Broker {
             };
             let aws = match &config.aws {
                 Some(aws) => Some(
-                    aws::AwsSource::new(name, aws.clone(), &upstreams)
+                    aws::AwsSource::new(name, (**aws).clone(), &upstreams)
                         .map_err(|error| anyhow::anyhow!("profile {name}: {error}"))?,
                 ),
                 None => None,

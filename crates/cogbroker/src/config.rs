@@ -209,12 +209,12 @@ pub struct ProfileConfig {
     /// How the profile gets tokens (`grant`).
     pub grant: Grant,
     /// The OAuth settings of the `client_credentials` and `authorization_code` grants.
-    pub oauth: Option<OAuthSettings>,
+    pub oauth: Option<Box<OAuthSettings>>,
     /// Files kept holding the current token (`[[profiles.P.sinks]]`).
     pub sinks: Vec<SinkConfig>,
     /// The identity pool that turns this profile's ID token into AWS credentials, if any
     /// (`identity_pool_id` and its keys, design.md §13).
-    pub aws: Option<AwsConfig>,
+    pub aws: Option<Box<AwsConfig>>,
 }
 
 impl ProfileConfig {

@@ -314,7 +314,11 @@ mod tests {
             Path::new("/etc/cb.toml"),
             &env,
         )?;
-        Ok(config.profiles.values().next().and_then(|p| p.aws.clone()))
+        Ok(config
+            .profiles
+            .values()
+            .next()
+            .and_then(|p| p.aws.as_deref().cloned()))
     }
 
     #[test]

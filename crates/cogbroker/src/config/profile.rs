@@ -424,9 +424,9 @@ pub(super) fn validate_profile(
         hosts,
         token_kind,
         grant,
-        oauth,
+        oauth: oauth.map(Box::new),
         sinks,
-        aws,
+        aws: aws.map(Box::new),
     })
 }
 

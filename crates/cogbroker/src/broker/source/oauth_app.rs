@@ -39,7 +39,7 @@ impl OAuthApp {
     }
 
     pub(crate) fn settings(&self) -> Result<&OAuthSettings, BrokerError> {
-        self.config.oauth.as_ref().ok_or_else(|| {
+        self.config.oauth.as_deref().ok_or_else(|| {
             BrokerError::Misconfigured(format!("profile {}: no domain", self.config.name))
         })
     }
