@@ -154,8 +154,17 @@ pub(crate) struct DaemonSetup {
 }
 
 impl DaemonSetup {
-    /// Writes `[daemon]` plus `profiles` (TOML text) under `dir`.
+    /// Writes `[daemon]` (with `store = "memory"`) plus `profiles` (TOML text) under `dir`.
     pub(crate) fn write(dir: &Path, profiles: &str) -> anyhow::Result<Self> {
+        Self::write_with_store(dir, profiles, "memory")
+    }
+
+    /// [`DaemonSetup::write`] with another `store`.
+    pub(crate) fn write_with_store(
+        dir: &Path,
+        profiles: &str,
+        store: &str,
+    ) -> anyhow::Result<Self> {
         for sub in ["config", "state", "run"] {
             std::fs::create_dir_all(dir.join(sub))?;
         }
@@ -164,7 +173,7 @@ impl DaemonSetup {
         let socket = dir.join("run").join("cogbroker").join("cogbroker.sock");
         let config = dir.join("config").join("config.toml");
         let text = format!(
-            "[daemon]\nlisten = \"127.0.0.1:{port}\"\nsocket = \"{}\"\nstore = \"memory\"\nstate_dir = \"{}\"\nlog = \"warn\"\n\n{profiles}",
+            "[daemon]\nlisten = \"127.0.0.1:{port}\"\nsocket = \"{}\"\nstore = \"{store}\"\nstate_dir = \"{}\"\nlog = \"warn\"\n\n{profiles}",
             socket.display(),
             dir.join("state").display(),
         );

@@ -138,7 +138,9 @@ pub(super) async fn storm_rows(
             &format!("refresh_before = \"{}s\"", plan.storm_before),
         );
     }
-    let setup = DaemonSetup::write(&dir.join("d-storm"), &profiles)?;
+    // The file store, which `store = "auto"` picks without a keyring: like the keyring it keeps
+    // no session in the daemon's memory (the memory store holds a copy of each, ~0.9 KB).
+    let setup = DaemonSetup::write_with_store(&dir.join("d-storm"), &profiles, "file")?;
     let daemon = Daemon::start(cogbroker, &setup).await?;
     let rss_empty = daemon.proc.rss_kib()?;
     let start = Instant::now();
