@@ -80,22 +80,21 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
     };
     let headers = request.headers();
 
-    // One pass over the headers: the head's size, and any header a relay adds.
+    // One pass over the headers: the head's size, any header a relay adds, and the values the
+    // checks below read (each `HeaderMap` lookup hashes the name; a pass compares names).
     let mut head_bytes = request
         .uri()
         .path_and_query()
         .map_or(0, |target| target.as_str().len());
-    let mut relayed = None;
+    let mut seen = Seen::default();
     for (name, value) in headers {
         head_bytes += name.as_str().len() + value.len() + 4;
-        if relayed.is_none() && PROXY_HEADERS.contains(name) {
-            relayed = Some(name);
-        }
+        seen.note(name, value);
     }
     if head_bytes > checks.header_limit {
         return Err(errors::headers_too_large(checks.header_limit));
     }
-    if let Some(name) = relayed {
+    if let Some(name) = seen.relayed {
         return Err(ApiError::forbidden(
             "forbidden_proxy",
             format!("requests relayed by a proxy (a `{name}` header is present) are refused"),
@@ -104,7 +103,8 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
 
     if let Transport::Tcp { local, .. } = peer.transport {
         let port = checks.tcp_port.unwrap_or(local.port());
-        if !host_allowed(headers, request.uri(), port, local.ip()) {
+        let host = seen.host.filter(|_| seen.hosts == 1);
+        if !host_value_allowed(host, request.uri(), port, local.ip()) {
             return Err(ApiError::forbidden(
                 "forbidden_host",
                 format!(
@@ -114,30 +114,26 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
         }
     }
 
-    if headers.contains_key(header::ORIGIN) {
+    if seen.origin {
         return Err(ApiError::forbidden(
             "forbidden_origin",
             "requests carrying an Origin header (browsers) are refused",
         ));
     }
 
-    for value in headers.get_all(&SEC_FETCH_SITE) {
-        // Only `none` (a user typed the URL): `same-origin` is what a DNS-rebound page sends.
-        let allowed = value
-            .to_str()
-            .is_ok_and(|site| site.trim().eq_ignore_ascii_case("none"));
-        if !allowed {
-            return Err(ApiError::forbidden(
-                "forbidden_fetch_site",
-                "browser requests with a Sec-Fetch-Site other than `none` are refused",
-            ));
-        }
+    if seen.fetch_site_refused {
+        return Err(ApiError::forbidden(
+            "forbidden_fetch_site",
+            "browser requests with a Sec-Fetch-Site other than `none` are refused",
+        ));
     }
 
     let target = request.uri().path();
     // The AWS SDKs' container-credentials call: its Authorization is a grant (checked by the
     // handler), not the API key, and it cannot send X-Cogbroker-Request (design.md §13).
-    let sdk_call = is_sdk_call(request);
+    let sdk_call = request.method() == Method::GET
+        && path::is_aws_credentials(target)
+        && seen.request_header.is_none();
     let verdict = listen::judge_peer(peer.uid, checks.our_uid);
     if let PeerVerdict::Foreign(uid) = verdict {
         return Err(ApiError::forbidden(
@@ -148,7 +144,7 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
             ),
         ));
     }
-    let api_key_ok = match (&checks.api_key, headers.get(header::AUTHORIZATION)) {
+    let api_key_ok = match (&checks.api_key, seen.authorization) {
         // The grant stands in for the API key.
         (_, Some(_)) if sdk_call => true,
         (Some(key), Some(value)) => {
@@ -187,14 +183,53 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
     let needs_request_header =
         target == "/v1" || target.starts_with("/v1/") || target == path::METRICS;
     if needs_request_header && !sdk_call {
-        let present = headers
-            .get(&REQUEST_HEADER_NAME)
+        let present = seen
+            .request_header
             .is_some_and(|value| value.as_bytes() == b"1");
         if !present {
             return Err(errors::missing_request_header());
         }
     }
     Ok(())
+}
+
+/// What the listener checks read from the request's headers, gathered in one pass.
+#[derive(Default)]
+struct Seen<'a> {
+    /// The first header a relay adds.
+    relayed: Option<&'a HeaderName>,
+    /// The first `Host` value, and how many there are.
+    host: Option<&'a HeaderValue>,
+    hosts: usize,
+    /// The first `Authorization` and `X-Cogbroker-Request` values (what `HeaderMap::get` gives).
+    authorization: Option<&'a HeaderValue>,
+    request_header: Option<&'a HeaderValue>,
+    origin: bool,
+    /// A `Sec-Fetch-Site` other than `none` (a user typed the URL): `same-origin` is what a
+    /// DNS-rebound page sends.
+    fetch_site_refused: bool,
+}
+
+impl<'a> Seen<'a> {
+    fn note(&mut self, name: &'a HeaderName, value: &'a HeaderValue) {
+        if name == header::HOST {
+            self.hosts += 1;
+            self.host.get_or_insert(value);
+        } else if name == header::AUTHORIZATION {
+            self.authorization.get_or_insert(value);
+        } else if *name == REQUEST_HEADER_NAME {
+            self.request_header.get_or_insert(value);
+        } else if name == header::ORIGIN {
+            self.origin = true;
+        } else if *name == SEC_FETCH_SITE {
+            let none = value
+                .to_str()
+                .is_ok_and(|site| site.trim().eq_ignore_ascii_case("none"));
+            self.fetch_site_refused |= !none;
+        } else if self.relayed.is_none() && PROXY_HEADERS.contains(name) {
+            self.relayed = Some(name);
+        }
+    }
 }
 
 /// Exactly one Host naming `127.0.0.1`, `localhost`, `[::1]` or the very address the
@@ -206,40 +241,53 @@ pub(crate) fn host_allowed(
     port: u16,
     local_ip: std::net::IpAddr,
 ) -> bool {
-    let allowed = |authority: &str| {
-        let Some((host, host_port)) = authority.rsplit_once(':') else {
-            return false;
-        };
-        let literal = match host
-            .strip_prefix('[')
-            .and_then(|host| host.strip_suffix(']'))
-        {
-            Some(v6) => v6
-                .parse::<std::net::Ipv6Addr>()
-                .ok()
-                .map(std::net::IpAddr::V6),
-            None => host
-                .parse::<std::net::Ipv4Addr>()
-                .ok()
-                .map(std::net::IpAddr::V4),
-        };
-        host_port.parse::<u16>().ok() == Some(port)
-            && (host.eq_ignore_ascii_case("localhost")
-                || host == "127.0.0.1"
-                || host == "[::1]"
-                || literal == Some(local_ip))
-    };
     let mut hosts = headers.get_all(header::HOST).iter();
-    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+    let host = match (hosts.next(), hosts.next()) {
+        (Some(host), None) => Some(host),
+        _ => None,
+    };
+    host_value_allowed(host, uri, port, local_ip)
+}
+
+/// [`host_allowed`] on the request's one `Host` value (`None`: there was none, or several).
+fn host_value_allowed(
+    host: Option<&HeaderValue>,
+    uri: &Uri,
+    port: u16,
+    local_ip: std::net::IpAddr,
+) -> bool {
+    let Some(Ok(host)) = host.map(HeaderValue::to_str) else {
         return false;
     };
-    let Ok(host) = host.to_str() else {
-        return false;
-    };
-    allowed(host)
+    authority_allowed(host, port, local_ip)
         && uri
             .authority()
-            .is_none_or(|authority| allowed(authority.as_str()))
+            .is_none_or(|authority| authority_allowed(authority.as_str(), port, local_ip))
+}
+
+/// `authority` (`host:port`) names an allowed host with our port.
+fn authority_allowed(authority: &str, port: u16, local_ip: std::net::IpAddr) -> bool {
+    let Some((host, host_port)) = authority.rsplit_once(':') else {
+        return false;
+    };
+    let literal = match host
+        .strip_prefix('[')
+        .and_then(|host| host.strip_suffix(']'))
+    {
+        Some(v6) => v6
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(std::net::IpAddr::V6),
+        None => host
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .map(std::net::IpAddr::V4),
+    };
+    host_port.parse::<u16>().ok() == Some(port)
+        && (host.eq_ignore_ascii_case("localhost")
+            || host == "127.0.0.1"
+            || host == "[::1]"
+            || literal == Some(local_ip))
 }
 
 /// `Authorization: Bearer <key>`, compared in constant time.

@@ -334,6 +334,22 @@ async fn browsers_are_refused() {
                 "{site}"
             );
         }
+        // Every value counts, not only the first.
+        let request = good(Method::GET, "/v1/ping")
+            .header("sec-fetch-site", "none")
+            .header("sec-fetch-site", "same-origin")
+            .extension(peer.clone());
+        get_with(&app, request)
+            .await
+            .assert_error(StatusCode::FORBIDDEN, "forbidden_fetch_site");
+        // The first `X-Cogbroker-Request` value is the one read (as `HeaderMap::get` does).
+        let request = bare(Method::GET, "/v1/ping", &format!("127.0.0.1:{PORT}"))
+            .header("x-cogbroker-request", "0")
+            .header("x-cogbroker-request", "1")
+            .extension(peer.clone());
+        get_with(&app, request)
+            .await
+            .assert_error(StatusCode::PRECONDITION_FAILED, "missing_request_header");
     }
 }
 
