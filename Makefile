@@ -41,7 +41,7 @@ help:
 	@echo 'make fmt         format the workspace'
 	@echo 'make install     the binary to $(BIN_DIR), the systemd user units to $(UNIT_DIR)'
 	@echo 'make clean-venv  remove the interop venv'
-	@echo 'make bench       release build, every performance row against its baselines, table -> docs/benchmarks.md (~6 min)'
+	@echo 'make bench       release build, every performance row against its baselines, table -> docs/benchmarks.md (~7 min cold)'
 	@echo 'make bench-quick the same rows, shorter (CI smoke, < 2 min); writes nothing'
 	@echo 'make fuzz        every cargo-fuzz target for FUZZ_SECONDS each (default 60; nightly, installs cargo-fuzz)'
 	@echo 'make soak        the daemon under load and upstream faults for SOAK_SECONDS (default 600)'
