@@ -4,6 +4,7 @@
 mod browser;
 mod doctor;
 mod exec;
+pub mod helper_args;
 pub mod helpers;
 mod login;
 mod parse;

@@ -11,13 +11,13 @@ use std::ffi::OsString;
 
 use clap::{ArgMatches, Args, FromArgMatches as _, Parser as _};
 
-use super::helpers::{
+use super::helper_args::{
     AwsCredentialProcessArgs, BazelCredentialArgs, CargoCredentialArgs, DockerCredentialArgs,
     EnvArgs, ExecArgs, GitCredentialArgs, GoauthArgs, KubeCredentialArgs,
 };
 use super::{Cli, Command, GlobalArgs, TokenArgs};
 
-/// Parses a command line (already through `helpers::normalize_args`).
+/// Parses a command line (already through `helper_args::normalize_args`).
 pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
     match quick(&args) {
         Some(cli) => Ok(cli),
@@ -105,7 +105,7 @@ fn subcommand_name(args: &[OsString]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::helpers::normalize_args;
+    use crate::cli::helper_args::normalize_args;
 
     fn line(args: &[&str]) -> Vec<OsString> {
         normalize_args(args.iter().map(OsString::from))
