@@ -131,9 +131,7 @@ pub(super) fn check_request(checks: &Checks, request: &Request) -> Result<(), Ap
     let target = request.uri().path();
     // The AWS SDKs' container-credentials call: its Authorization is a grant (checked by the
     // handler), not the API key, and it cannot send X-Cogbroker-Request (design.md §13).
-    let sdk_call = request.method() == Method::GET
-        && path::is_aws_credentials(target)
-        && seen.request_header.is_none();
+    let sdk_call = sdk_call(request, seen.request_header.is_some());
     let verdict = listen::judge_peer(peer.uid, checks.our_uid);
     if let PeerVerdict::Foreign(uid) = verdict {
         return Err(ApiError::forbidden(
@@ -317,7 +315,15 @@ pub(super) async fn method_not_allowed(method: Method) -> ApiError {
 /// Whether a request to `target` is the SDKs' container-credentials call: the AWS route,
 /// `GET`, without `X-Cogbroker-Request`. Its grant is checked by the handler.
 pub(super) fn is_sdk_call(request: &Request) -> bool {
+    sdk_call(
+        request,
+        request.headers().contains_key(&REQUEST_HEADER_NAME),
+    )
+}
+
+/// [`is_sdk_call`] when whether the request carries `X-Cogbroker-Request` is already known.
+fn sdk_call(request: &Request, has_request_header: bool) -> bool {
     request.method() == http::Method::GET
         && path::is_aws_credentials(request.uri().path())
-        && !request.headers().contains_key(&REQUEST_HEADER_NAME)
+        && !has_request_header
 }
