@@ -593,7 +593,7 @@ pub(crate) async fn settle_token(
             RequestDecision::Serve {
                 refresh_in_background,
             } => {
-                if background && refresh_in_background && !snapshot.refreshing {
+                if background && refresh_in_background && !snapshot.refreshing() {
                     handle.nudge(Command::Refresh {
                         mode: Mode::Background,
                         observed: snapshot.generation,
@@ -640,14 +640,19 @@ pub(crate) async fn settle_token(
                 return refused(BrokerError::login_required(profile, why), "login_required");
             }
             RequestDecision::Refresh => {
-                let outcome = handle
-                    .ask(|reply| Command::Refresh {
-                        mode: Mode::Blocking,
-                        observed: snapshot.generation,
-                        reply: Some(reply),
-                    })
-                    .await
-                    .unwrap_or(Err(AttemptFailure::ShuttingDown));
+                // Join the refresh in flight through its ticket; start one (or join it, when
+                // it started since the snapshot was read) with a command.
+                let outcome = match &snapshot.refresh {
+                    Some(ticket) => ticket.outcome().await,
+                    None => handle
+                        .ask(|reply| Command::Refresh {
+                            mode: Mode::Blocking,
+                            observed: snapshot.generation,
+                            reply: Some(reply),
+                        })
+                        .await
+                        .unwrap_or(Err(AttemptFailure::ShuttingDown)),
+                };
                 refreshed = true;
                 match outcome {
                     // The session was replaced (login) or removed (logout) meanwhile:
@@ -706,7 +711,7 @@ fn state_of(handle: &ProfileHandle, snapshot: &Snapshot, now: SystemTime) -> &'s
     if snapshot.login.active(now) {
         return "logging_in";
     }
-    if snapshot.refreshing {
+    if snapshot.refreshing() {
         return "refreshing";
     }
     if snapshot.login_required.is_some() {

@@ -137,6 +137,12 @@ impl ProfileHandle {
         self.snapshot.borrow().clone()
     }
 
+    /// Waits until the published snapshot satisfies `ready`: tests wait on state, not time.
+    #[cfg(test)]
+    pub(crate) async fn published(&self, ready: impl FnMut(&Arc<Snapshot>) -> bool) {
+        let _ = self.snapshot.clone().wait_for(ready).await;
+    }
+
     /// Sends a command and waits for its reply. A task that is gone (shut down) answers
     /// [`BrokerError::ShuttingDown`].
     pub(crate) async fn ask<T>(
@@ -185,7 +191,10 @@ enum LoginSlot {
 /// The refresh in flight (or the unattended login that follows a refused refresh token).
 struct InFlight {
     job: AbortHandle,
+    /// Callers that asked with a command (the first of a herd, `POST …/refresh`).
     waiters: Vec<oneshot::Sender<AttemptOutcome>>,
+    /// Everybody else: the outcome behind the snapshot's [`RefreshTicket`].
+    ticket: watch::Sender<Option<AttemptOutcome>>,
     /// Set while the unattended login runs: the reason to report if it fails too.
     unattended_after: Option<String>,
 }

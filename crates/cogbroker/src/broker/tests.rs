@@ -469,6 +469,55 @@ async fn a_revoked_refresh_token_is_replaced_by_an_unattended_login() {
     assert_eq!(broker.status("auto").unwrap().state, "fresh");
 }
 
+/// Callers who find a refresh in flight join it through the snapshot's ticket rather than the
+/// profile's mailbox, and share its outcome: here a refused refresh token, replaced by an
+/// unattended login, so every caller gets the new login's token after one refresh call and
+/// one login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_that_find_a_refresh_in_flight_share_its_outcome() {
+    let harness = Harness::start().await;
+    let broker = harness.broker(memory());
+    broker.restore().await;
+    broker.login("auto", None).await.unwrap();
+    let logins = harness.calls("InitiateAuth");
+    harness.advance(25);
+    let upstream = harness.emulator.handle();
+    upstream.inject(Fault::latency(REFRESH, 200));
+    upstream.inject(
+        Fault::error(
+            REFRESH,
+            "NotAuthorizedException",
+            "Refresh Token has been revoked",
+        )
+        .times(1),
+    );
+    let caller = |broker: &Broker| {
+        let broker = broker.clone();
+        tokio::spawn(async move { broker.token("auto", TokenKind::Access, None).await })
+    };
+    let first = caller(&broker);
+    let handle = broker.handle("auto").unwrap();
+    handle.published(|s| s.refreshing()).await;
+    let joined: Vec<_> = (0..100).map(|_| caller(&broker)).collect();
+    let mut tokens = std::collections::HashSet::new();
+    for task in std::iter::once(first).chain(joined) {
+        let token = task
+            .await
+            .unwrap()
+            .expect("every caller gets the new login's token");
+        assert!(token.expires_in >= 19);
+        tokens.insert(token_text(&token));
+    }
+    assert_eq!(tokens.len(), 1, "one token for everybody");
+    assert_eq!(harness.calls(REFRESH), 1);
+    assert_eq!(
+        harness.calls("InitiateAuth"),
+        logins + 1,
+        "one unattended login"
+    );
+    assert!(!handle.snapshot().refreshing());
+}
+
 /// A store that records saves and can hold a save until the test releases it.
 struct GatedStore {
     inner: MemoryStore,

@@ -13,7 +13,7 @@ use super::{InFlight, ProfileTask};
 use crate::broker::error::{AttemptFailure, AttemptOutcome, FailureClass, describe_error};
 use crate::broker::policy::{self, Backoff};
 use crate::broker::source::TokenSource;
-use crate::broker::state::{HeldTokens, Snapshot};
+use crate::broker::state::{HeldTokens, RefreshTicket, Snapshot};
 use crate::broker::{BrokerEvent, FAILPOINT_AFTER_REFRESH_BEFORE_PERSIST};
 use crate::store::StoredSession;
 
@@ -85,12 +85,14 @@ impl<S: TokenSource> ProfileTask<S> {
                 session,
             }
         });
+        let (ticket_outcome, ticket) = RefreshTicket::issue();
         self.refresh = Some(InFlight {
             job,
             waiters: reply.into_iter().collect(),
+            ticket: ticket_outcome,
             unattended_after: None,
         });
-        self.publish_flags(|s| s.refreshing = true);
+        self.publish_flags(|s| s.refresh = Some(ticket));
     }
 
     /// Before a refresh that may rotate the refresh token (rotation seen, or not known yet),
@@ -112,14 +114,16 @@ impl<S: TokenSource> ProfileTask<S> {
         }
     }
 
-    /// Ends the refresh in flight with `outcome` for every waiter.
+    /// Ends the refresh in flight with `outcome` for every waiter: those who asked with a
+    /// command and those who joined through the snapshot's ticket.
     pub(super) fn finish_refresh(&mut self, outcome: AttemptOutcome) {
         if let Some(in_flight) = self.refresh.take() {
             for waiter in in_flight.waiters {
                 let _ = waiter.send(outcome.clone());
             }
+            in_flight.ticket.send_replace(Some(outcome));
         }
-        self.publish_flags(|s| s.refreshing = false);
+        self.publish_flags(|s| s.refresh = None);
     }
 
     /// A login or logout replaces the session: the refresh in flight is of the old one.
@@ -252,10 +256,13 @@ impl<S: TokenSource> ProfileTask<S> {
             Some(success) => {
                 metrics.login("unattended_ok");
                 // Keep the waiters: they are answered once the new session is published.
-                let waiters = self.refresh.take().map(|f| f.waiters).unwrap_or_default();
+                let in_flight = self.refresh.take();
                 self.commit_login(success).await;
-                for waiter in waiters {
-                    let _ = waiter.send(Ok(()));
+                if let Some(in_flight) = in_flight {
+                    for waiter in in_flight.waiters {
+                        let _ = waiter.send(Ok(()));
+                    }
+                    in_flight.ticket.send_replace(Some(Ok(())));
                 }
             }
             None => {
