@@ -95,6 +95,10 @@ pub struct BrokerOptions {
     /// Why the store backend was chosen (the reason [`crate::store::open`] returned), for
     /// status output.
     pub store_reason: Option<String>,
+    /// The runtime the upstream jobs (refreshes, logins, revokes, AWS fetches) run on; `None`:
+    /// the caller's. The daemon gives them a thread of their own, so a flood of local requests
+    /// queued on the serving runtime does not delay the refresh they all wait for.
+    pub upstream: Option<tokio::runtime::Handle>,
 }
 
 impl BrokerOptions {
@@ -114,6 +118,7 @@ impl BrokerOptions {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(10),
             store_reason: None,
+            upstream: None,
         }
     }
 }

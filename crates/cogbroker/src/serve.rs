@@ -41,11 +41,26 @@ pub fn main(config_path: Option<&Path>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime failed")?;
-    runtime.block_on(run(config, listeners))
+    // The upstream jobs on a thread of their own: when a thousand callers arrive at once on
+    // an expired token, the refresh they wait for does not queue behind their requests.
+    let upstream = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("cogbroker-upstream")
+        .enable_all()
+        .build()
+        .context("starting the upstream runtime failed")?;
+    let options = BrokerOptions {
+        upstream: Some(upstream.handle().clone()),
+        ..BrokerOptions::new()
+    };
+    let outcome = runtime.block_on(run(config, listeners, options));
+    // The drain in `run` waited for every job: nothing is left on it to wait for.
+    upstream.shutdown_background();
+    outcome
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-async fn run(config: Config, listeners: Listeners) -> anyhow::Result<()> {
+async fn run(config: Config, listeners: Listeners, options: BrokerOptions) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     // Installed before READY=1 so a stop request right after readiness is handled gracefully.
     let mut terminate =
@@ -53,8 +68,7 @@ async fn run(config: Config, listeners: Listeners) -> anyhow::Result<()> {
     let mut interrupt =
         signal(SignalKind::interrupt()).context("installing the SIGINT handler failed")?;
 
-    let mut daemon =
-        Daemon::start(config, listeners, BrokerOptions::new(), Notify::Systemd).await?;
+    let mut daemon = Daemon::start(config, listeners, options, Notify::Systemd).await?;
     let outcome = tokio::select! {
         _ = terminate.recv() => { tracing::info!("SIGTERM received: shutting down"); Ok(()) }
         _ = interrupt.recv() => { tracing::info!("SIGINT received: shutting down"); Ok(()) }

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use cognito_auth::PendingLogin;
 use tokio::sync::{oneshot, watch};
-use tokio::task::{AbortHandle, Id, JoinSet};
+use tokio::task::{AbortHandle, Id};
 
 pub(crate) use aws::AwsRoom;
 use jobs::Done;
@@ -209,7 +209,7 @@ pub(crate) struct ProfileTask<S> {
     login: LoginSlot,
     /// Expired login ids and when to forget them.
     expired: VecDeque<(String, SystemTime)>,
-    jobs: JoinSet<Box<Done>>,
+    jobs: jobs::Jobs,
     /// A background refresh planned for later within the tick interval.
     due: Option<tokio::time::Instant>,
     stopping: bool,
@@ -242,7 +242,7 @@ pub(crate) fn spawn<S: TokenSource>(
         refresh: None,
         login: LoginSlot::Idle,
         expired: VecDeque::new(),
-        jobs: JoinSet::new(),
+        jobs: jobs::Jobs::new(shared.options.upstream.clone()),
         due: None,
         stopping: false,
         dormant: false,

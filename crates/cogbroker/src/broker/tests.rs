@@ -518,6 +518,57 @@ async fn callers_that_find_a_refresh_in_flight_share_its_outcome() {
     assert!(!handle.snapshot().refreshing());
 }
 
+/// `cogbroker serve` runs the jobs on a runtime of their own: a login, a herd's one refresh and
+/// a logout with its revoke all work there, answered to callers on the serving runtime.
+#[tokio::test]
+async fn jobs_on_their_own_runtime_log_in_refresh_and_log_out() {
+    let harness = Harness::start().await;
+    let upstream = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("test-upstream")
+        .enable_all()
+        .build()
+        .unwrap();
+    let options = BrokerOptions {
+        env: Arc::new(test_env()),
+        upstream: Some(upstream.handle().clone()),
+        ..BrokerOptions::new()
+    };
+    let broker = Broker::with_options(
+        harness.config.clone(),
+        memory(),
+        harness.clock.clone(),
+        Arc::new(OsEntropy),
+        options,
+    )
+    .unwrap();
+    broker.restore().await;
+    let outcome = broker
+        .login("dev", Some(Password::new(ALICE_PASSWORD)))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, LoginOutcome::Authenticated { .. }));
+    let first = broker.token("dev", TokenKind::Access, None).await.unwrap();
+    harness.advance(25);
+    let herd: Vec<_> = (0..50)
+        .map(|_| {
+            let broker = broker.clone();
+            tokio::spawn(async move { broker.token("dev", TokenKind::Access, None).await })
+        })
+        .collect();
+    let mut tokens = std::collections::HashSet::new();
+    for task in herd {
+        tokens.insert(token_text(&task.await.unwrap().unwrap()));
+    }
+    assert_eq!(tokens.len(), 1);
+    assert!(!tokens.contains(&token_text(&first)), "a new token");
+    assert_eq!(harness.calls(REFRESH), 1);
+    broker.logout("dev", false).await.unwrap();
+    assert_eq!(harness.calls("RevokeToken"), 1);
+    broker.drain().await;
+    upstream.shutdown_background();
+}
+
 /// A store that records saves and can hold a save until the test releases it.
 struct GatedStore {
     inner: MemoryStore,

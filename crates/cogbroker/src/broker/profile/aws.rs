@@ -110,7 +110,7 @@ impl<S: TokenSource> ProfileTask<S> {
         let known = self.session.as_ref().and_then(|s| s.identity.clone());
         let source = room.source.clone();
         let shared = self.shared.clone();
-        let job = super::jobs::spawn_job(&mut self.jobs, async move {
+        let job = self.jobs.spawn(async move {
             let started = tokio::time::Instant::now();
             let result = fetch(&handle, &shared, &source, known, mode).await;
             Done::Aws(AwsDone {

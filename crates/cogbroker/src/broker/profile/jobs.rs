@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use cognito_auth::{ChallengeAnswer, LoginStep, LoginSuccess, PendingLogin, Refreshed};
+use tokio::runtime::Handle;
 use tokio::sync::oneshot;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 
 use super::super::BrokerOptions;
 use super::super::error::FailureClass;
@@ -128,11 +129,41 @@ pub(crate) async fn respond<S: TokenSource>(
     Done::LoginStep(source.respond(pending, answer).await)
 }
 
-/// Spawns a profile's network work. Its result comes back boxed: a `Done` is ~900 bytes, and the
-/// task's own future (resident once per profile) would otherwise keep room for it while it waits.
-pub(super) fn spawn_job(
-    jobs: &mut JoinSet<Box<Done>>,
-    job: impl Future<Output = Done> + Send + 'static,
-) -> AbortHandle {
-    jobs.spawn(async move { Box::new(job.await) })
+/// A profile task's jobs in flight, and the runtime they run on ([`BrokerOptions::upstream`];
+/// `None`: the task's own).
+pub(super) struct Jobs {
+    set: JoinSet<Box<Done>>,
+    runtime: Option<Handle>,
+}
+
+impl Jobs {
+    pub(super) fn new(runtime: Option<Handle>) -> Self {
+        Self {
+            set: JoinSet::new(),
+            runtime,
+        }
+    }
+
+    /// Spawns a profile's network work. Its result comes back boxed: a `Done` is ~900 bytes,
+    /// and the task's own future (resident once per profile) would otherwise keep room for it
+    /// while it waits.
+    pub(super) fn spawn(
+        &mut self,
+        job: impl Future<Output = Done> + Send + 'static,
+    ) -> AbortHandle {
+        let job = async move { Box::new(job.await) };
+        match &self.runtime {
+            Some(runtime) => self.set.spawn_on(job, runtime),
+            None => self.set.spawn(job),
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// The next job to end: its result, or why it has none (panicked, aborted).
+    pub(super) async fn join_next_with_id(&mut self) -> Option<Result<(Id, Box<Done>), JoinError>> {
+        self.set.join_next_with_id().await
+    }
 }

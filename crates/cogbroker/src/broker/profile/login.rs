@@ -142,7 +142,7 @@ impl<S: TokenSource> ProfileTask<S> {
         let device = self.session.as_ref().and_then(|s| s.device.clone());
         let events = self.shared.events.clone();
         let profile = self.name();
-        let job = jobs::spawn_job(&mut self.jobs, async move {
+        let job = self.jobs.spawn(async move {
             let started = move || {
                 let _ = events.send(BrokerEvent::LoginStarted { profile });
             };
@@ -196,9 +196,9 @@ impl<S: TokenSource> ProfileTask<S> {
             }
         };
         let source = self.source.clone();
-        let job = jobs::spawn_job(&mut self.jobs, async move {
-            jobs::respond(source.as_ref(), *pending, answer).await
-        });
+        let job = self
+            .jobs
+            .spawn(async move { jobs::respond(source.as_ref(), *pending, answer).await });
         self.login = LoginSlot::Busy {
             login_id,
             job,
@@ -263,9 +263,9 @@ impl<S: TokenSource> ProfileTask<S> {
             }
         };
         let source = self.source.clone();
-        let job = jobs::spawn_job(&mut self.jobs, async move {
-            Done::LoginStep(source.finish_browser(*login, code).await)
-        });
+        let job = self
+            .jobs
+            .spawn(async move { Done::LoginStep(source.finish_browser(*login, code).await) });
         self.login = LoginSlot::Busy {
             login_id,
             job,
@@ -441,7 +441,7 @@ impl<S: TokenSource> ProfileTask<S> {
             return;
         };
         let source = self.source.clone();
-        jobs::spawn_job(&mut self.jobs, async move {
+        self.jobs.spawn(async move {
             source.end_session(session, tokens, forget_device).await;
             Done::LoggedOut { reply, erased }
         });

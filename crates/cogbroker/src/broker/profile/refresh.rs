@@ -69,7 +69,7 @@ impl<S: TokenSource> ProfileTask<S> {
         let session = self.session.clone();
         let source = self.source.clone();
         let shared = self.shared.clone();
-        let job = jobs::spawn_job(&mut self.jobs, async move {
+        let job = self.jobs.spawn(async move {
             let started = tokio::time::Instant::now();
             let result = jobs::refresh(
                 source.as_ref(),
@@ -237,9 +237,9 @@ impl<S: TokenSource> ProfileTask<S> {
         };
         let source = self.source.clone();
         let device = self.session.as_ref().and_then(|s| s.device.clone());
-        let job = jobs::spawn_job(&mut self.jobs, async move {
-            Done::Unattended(source.unattended_login(device).await)
-        });
+        let job = self
+            .jobs
+            .spawn(async move { Done::Unattended(source.unattended_login(device).await) });
         in_flight.job = job;
         in_flight.unattended_after = Some(reason);
         true
