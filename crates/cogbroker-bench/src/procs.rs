@@ -341,51 +341,84 @@ pub(crate) fn exec_to_accept(command: &mut Command, socket: &Path) -> anyhow::Re
     }
 }
 
-/// Mean and median wall time (ms) of running `command` `runs` times after `warmup` runs; every
-/// run must exit 0 and its stdout must contain `expect`.
+/// A process to time: how to make its command, its stdin, and what its stdout must contain.
+pub(crate) struct Timed<'a> {
+    pub(crate) make: Box<dyn Fn() -> Command + 'a>,
+    pub(crate) stdin: Option<&'a str>,
+    pub(crate) expect: &'a str,
+}
+
+/// Wall time (ms) of one run, spawn to exit; it must exit 0 with `expect` in its stdout.
+fn run_once(timed: &Timed<'_>) -> anyhow::Result<f64> {
+    let mut command = (timed.make)();
+    command
+        .stdin(if timed.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = command.spawn().with_context(|| format!("{command:?}"))?;
+    if let Some(input) = timed.stdin {
+        use std::io::Write as _;
+        let mut pipe = child.stdin.take().context("stdin")?;
+        pipe.write_all(input.as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    let elapsed = start.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() || !stdout.contains(timed.expect) {
+        bail!(
+            "{:?} {}: {}",
+            command.get_program(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(elapsed.as_secs_f64() * 1e3)
+}
+
+/// Mean and median wall time (ms) of each process over `runs` runs after `warmup`, the
+/// processes taking turns run by run, so a change in the machine's load meets all of them
+/// alike. A process that fails once is measured no further and reports why.
+pub(crate) fn time_processes(
+    timed: &[Timed<'_>],
+    warmup: usize,
+    runs: usize,
+) -> Vec<anyhow::Result<(f64, f64)>> {
+    let mut samples: Vec<anyhow::Result<Vec<f64>>> =
+        timed.iter().map(|_| Ok(Vec::with_capacity(runs))).collect();
+    for i in 0..warmup + runs {
+        for (process, slot) in timed.iter().zip(samples.iter_mut()) {
+            let Ok(list) = slot else { continue };
+            match run_once(process) {
+                Ok(ms) if i >= warmup => list.push(ms),
+                Ok(_) => {}
+                Err(error) => *slot = Err(error),
+            }
+        }
+    }
+    samples
+        .into_iter()
+        .map(|slot| {
+            let mut list = slot?;
+            let mean = list.iter().sum::<f64>() / list.len().max(1) as f64;
+            Ok((mean, load::quantile(&mut list, 0.5)))
+        })
+        .collect()
+}
+
+/// [`time_processes`] of one process.
 pub(crate) fn time_process(
-    make: &dyn Fn() -> Command,
-    stdin: Option<&str>,
-    expect: &str,
+    timed: Timed<'_>,
     warmup: usize,
     runs: usize,
 ) -> anyhow::Result<(f64, f64)> {
-    let mut samples = Vec::with_capacity(runs);
-    for i in 0..warmup + runs {
-        let mut command = make();
-        command
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let start = Instant::now();
-        let mut child = command.spawn().with_context(|| format!("{command:?}"))?;
-        if let Some(input) = stdin {
-            use std::io::Write as _;
-            let mut pipe = child.stdin.take().context("stdin")?;
-            pipe.write_all(input.as_bytes())?;
-        }
-        let output = child.wait_with_output()?;
-        let elapsed = start.elapsed();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        if !output.status.success() || !stdout.contains(expect) {
-            bail!(
-                "{:?} {}: {}",
-                command.get_program(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
-        if i >= warmup {
-            samples.push(elapsed.as_secs_f64() * 1e3);
-        }
-    }
-    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
-    let median = load::quantile(&mut samples, 0.5);
-    Ok((mean, median))
+    time_processes(std::slice::from_ref(&timed), warmup, runs)
+        .pop()
+        .context("one process timed")?
 }
 
 #[cfg(test)]

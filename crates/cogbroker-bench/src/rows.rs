@@ -33,6 +33,7 @@ struct Plan {
     srp_runs: usize,
     logins: usize,
     herd: usize,
+    herd_rounds: usize,
     idle: Duration,
     soak: u64,
     starts: usize,
@@ -52,6 +53,7 @@ impl Plan {
                 srp_runs: 5,
                 logins: 3,
                 herd: 1_000,
+                herd_rounds: 1,
                 idle: Duration::from_secs(10),
                 soak: 100_000,
                 starts: 3,
@@ -68,6 +70,7 @@ impl Plan {
                 srp_runs: 30,
                 logins: 20,
                 herd: 1_000,
+                herd_rounds: 9,
                 idle: Duration::from_secs(60),
                 soak: 1_000_000,
                 starts: 10,
@@ -188,6 +191,13 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
     let rss_fresh = daemon.proc.rss_kib()?;
     daemon.login("bench", PASSWORD).await?;
     commands.push("cogbroker --config CONFIG serve (store = memory, TCP 127.0.0.1:PORT and a Unix socket; profiles bench, srp, herd)".to_owned());
+    if options.only_herd {
+        say("1,000 callers on an expired token");
+        let rows = herd_rows(&daemon, &emulator_target, &plan).await?;
+        drop(daemon);
+        drop(emulator);
+        return Ok((rows, commands));
+    }
     let (hello, hello_tcp, hello_unix) =
         procs::start_hello(&hello_bin, &dir.join("hello.sock")).await?;
     commands.push(
@@ -296,29 +306,53 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
         command.envs(env.iter().map(|(k, v)| (k.clone(), v.clone())));
         command
     };
-    let oneshot = procs::time_process(
-        &|| {
-            let mut c = Command::new(&oneshot_bin);
-            c.arg(daemon.unix.oneshot_arg()).arg(TOKEN_PATH);
-            c
+    // Every process takes its turn run by run: the baseline, `cogbroker token`, each helper.
+    let modes = helpers();
+    let built: Vec<_> = modes
+        .iter()
+        .map(|h| helper_modes::built(h, &cogbroker))
+        .collect();
+    let mut timed = vec![
+        procs::Timed {
+            make: Box::new(|| {
+                let mut c = Command::new(&oneshot_bin);
+                c.arg(daemon.unix.oneshot_arg()).arg(TOKEN_PATH);
+                c
+            }),
+            stdin: None,
+            expect: "eyJ",
         },
-        None,
-        "eyJ",
-        10,
-        plan.proc_runs,
-    );
-    let token = procs::time_process(
-        &|| {
-            let mut c = with_env(Command::new(&cogbroker));
-            c.args(["token", "bench"]);
-            c
+        procs::Timed {
+            make: Box::new(|| {
+                let mut c = with_env(Command::new(&cogbroker));
+                c.args(["token", "bench"]);
+                c
+            }),
+            stdin: None,
+            expect: "eyJ",
         },
-        None,
-        "eyJ",
-        10,
-        plan.proc_runs,
-    );
-    commands.push(format!("`cogbroker token bench` and `bench-oneshot unix:SOCK {TOKEN_PATH}`: 10 warm-up + {} runs each, wall time from spawn to exit", plan.proc_runs));
+    ];
+    let mut slots = Vec::new();
+    for (mode, built) in modes.iter().zip(&built) {
+        slots.push(matches!(built, Ok(true)).then_some(timed.len()));
+        if matches!(built, Ok(true)) {
+            timed.push(helper_modes::timed(mode, &cogbroker, &with_env));
+        }
+    }
+    let mut measured: Vec<_> = procs::time_processes(&timed, 10, plan.proc_runs)
+        .into_iter()
+        .map(Some)
+        .collect();
+    let mut take = |i: usize| {
+        measured[i]
+            .take()
+            .unwrap_or_else(|| Err(anyhow::anyhow!("not measured")))
+    };
+    let oneshot = take(0);
+    let token = take(1);
+    let helper_results: Vec<_> = slots.iter().map(|slot| slot.map(&mut take)).collect();
+    drop(timed);
+    commands.push(format!("`cogbroker token bench`, `bench-oneshot unix:SOCK {TOKEN_PATH}` and each helper mode, taking turns: 10 warm-up + {} runs each, wall time from spawn to exit", plan.proc_runs));
     let oneshot_ms = match &oneshot {
         Ok((mean, _)) => Some(*mean),
         Err(_) => None,
@@ -340,13 +374,15 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
     let aws_figure = "`cogbroker token P` vs `aws --version` (ms, mean)";
     if aws.is_file() {
         let measured = procs::time_process(
-            &|| {
-                let mut c = Command::new(&aws);
-                c.arg("--version");
-                c
+            procs::Timed {
+                make: Box::new(|| {
+                    let mut c = Command::new(&aws);
+                    c.arg("--version");
+                    c
+                }),
+                stdin: None,
+                expect: "aws-cli",
             },
-            None,
-            "aws-cli",
             1,
             plan.aws_runs,
         );
@@ -380,10 +416,8 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
             Verdict::Error,
         ));
     }
-    for helper in helpers() {
-        rows.push(helper_row(
-            &helper, &cogbroker, &with_env, oneshot_ms, &plan,
-        ));
+    for ((mode, built), measured) in modes.iter().zip(built).zip(helper_results) {
+        rows.push(helper_row(mode, built, measured, oneshot_ms));
     }
 
     // SRP client math, in process.

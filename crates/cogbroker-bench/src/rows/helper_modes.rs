@@ -3,8 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::Plan;
-use crate::procs::{self};
+use crate::procs::Timed;
 use crate::{Row, Verdict};
 
 /// A helper mode: how to detect it, run it and check its answer.
@@ -69,37 +68,49 @@ pub(super) fn helpers() -> Vec<Helper> {
     ]
 }
 
-pub(super) fn helper_row(
-    helper: &Helper,
-    cogbroker: &Path,
-    with_env: &dyn Fn(Command) -> Command,
-    oneshot_ms: Option<f64>,
-    plan: &Plan,
-) -> Row {
-    let figure = format!("helper {} as a process (ms, mean)", helper.name);
-    let goal = "≤ 1.2× minimal client";
-    let detected = Command::new(cogbroker)
+/// Whether this binary has the mode: its help exits 0 (clap refuses an unknown subcommand).
+pub(super) fn built(helper: &Helper, cogbroker: &Path) -> anyhow::Result<bool> {
+    let output = Command::new(cogbroker)
         .args(&helper.detect)
         .stdin(std::process::Stdio::null())
-        .output();
-    match detected {
-        Ok(output) if output.status.success() => {}
-        Ok(_) => return Row::new(figure, "not built", "", "", goal, Verdict::NotBuilt),
-        Err(e) => return Row::error(figure, goal, &e.into()),
-    }
-    let measured = procs::time_process(
-        &|| {
+        .output()?;
+    Ok(output.status.success())
+}
+
+/// The mode as its consumer runs it: arguments, environment, a real request on stdin.
+pub(super) fn timed<'a>(
+    helper: &'a Helper,
+    cogbroker: &'a Path,
+    with_env: &'a dyn Fn(Command) -> Command,
+) -> Timed<'a> {
+    Timed {
+        make: Box::new(move || {
             let mut c = with_env(Command::new(cogbroker));
             c.args(&helper.args).envs(helper.env.iter().copied());
             c
-        },
-        helper.stdin,
-        helper.expect,
-        5,
-        plan.proc_runs / 2,
-    );
+        }),
+        stdin: helper.stdin,
+        expect: helper.expect,
+    }
+}
+
+/// The row of a mode: `built` from [`built`], `measured` from the same interleaved runs as the
+/// baseline's `oneshot_ms` (`None` when it was not run).
+pub(super) fn helper_row(
+    helper: &Helper,
+    built: anyhow::Result<bool>,
+    measured: Option<anyhow::Result<(f64, f64)>>,
+    oneshot_ms: Option<f64>,
+) -> Row {
+    let figure = format!("helper {} as a process (ms, mean)", helper.name);
+    let goal = "≤ 1.2× minimal client";
+    match built {
+        Ok(true) => {}
+        Ok(false) => return Row::new(figure, "not built", "", "", goal, Verdict::NotBuilt),
+        Err(e) => return Row::error(figure, goal, &e),
+    }
     match (measured, oneshot_ms) {
-        (Ok((mean, _)), Some(base)) => Row::new(
+        (Some(Ok((mean, _))), Some(base)) => Row::new(
             figure,
             format!("{mean:.2}"),
             format!("{base:.2}"),
@@ -107,7 +118,7 @@ pub(super) fn helper_row(
             goal,
             Verdict::of(mean / base <= 1.2),
         ),
-        (Ok((mean, _)), None) => Row::new(
+        (Some(Ok((mean, _))), None) => Row::new(
             figure,
             format!("{mean:.2}"),
             "no baseline",
@@ -115,6 +126,7 @@ pub(super) fn helper_row(
             goal,
             Verdict::Error,
         ),
-        (Err(e), _) => Row::error(figure, goal, &e),
+        (Some(Err(e)), _) => Row::error(figure, goal, &e),
+        (None, _) => Row::error(figure, goal, &anyhow::anyhow!("not measured")),
     }
 }

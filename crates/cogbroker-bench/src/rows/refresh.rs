@@ -63,6 +63,33 @@ pub(super) async fn burst(target: &Target, path: &str, n: usize) -> anyhow::Resu
     Ok(out)
 }
 
+/// The daemon's own refresh timings so far (`cogbroker_refresh_duration_seconds` sum and
+/// count in `/metrics`): what a refresh took from the job's start to the upstream's answer.
+async fn refresh_timings(daemon: &Daemon) -> anyhow::Result<(f64, f64)> {
+    let (status, body) = load::once(&daemon.unix, http::Method::GET, "/metrics", None).await?;
+    anyhow::ensure!(status.is_success(), "GET /metrics: {status}");
+    let text = std::str::from_utf8(&body)?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .ok_or_else(|| anyhow::anyhow!("/metrics has no {name}"))
+    };
+    Ok((
+        value("cogbroker_refresh_duration_seconds_sum ")?,
+        value("cogbroker_refresh_duration_seconds_count ")?,
+    ))
+}
+
+/// Milliseconds per refresh between two readings of [`refresh_timings`].
+fn per_refresh(before: (f64, f64), after: (f64, f64)) -> f64 {
+    (after.0 - before.0) / (after.1 - before.1).max(1.0) * 1e3
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut values = values.to_vec();
+    quantile(&mut values, 0.5)
+}
+
 pub(super) async fn herd_rows(
     daemon: &Daemon,
     emulator: &Target,
@@ -71,6 +98,7 @@ pub(super) async fn herd_rows(
     daemon.login("herd", PASSWORD).await?;
     // One refresh with one caller: what a single upstream round trip costs through the daemon.
     let mut one = Vec::new();
+    let before = refresh_timings(daemon).await?;
     for _ in 0..5 {
         let start = Instant::now();
         let (status, _) = load::once(
@@ -86,35 +114,90 @@ pub(super) async fn herd_rows(
         );
         one.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    let single = quantile(&mut one, 0.5);
-    let mut fresh = burst(&daemon.unix, TOKEN_PATH, plan.herd).await?;
-    // The herd token lives 2 s: let it expire, then all callers at once.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    reset_stats(emulator).await?;
-    let mut herd = burst(&daemon.unix, "/v1/profiles/herd/token", plan.herd).await?;
-    let (calls, stats) = upstream_calls(emulator).await?;
-    let (f50, h50) = (quantile(&mut fresh, 0.5), quantile(&mut herd, 0.5));
-    let added = h50 - f50;
+    let alone = per_refresh(before, refresh_timings(daemon).await?);
+    let single = median(&one);
+    // Rounds of the same burst on a fresh token, then on the expired one: one burst's p50 moves
+    // with whatever else the machine runs, so the row takes the median of the rounds.
+    let (mut calls, mut added, mut during, mut stats) = (Vec::new(), Vec::new(), Vec::new(), None);
+    // A round whose burst made no upstream call found a token the daemon's 30 s tick had
+    // refreshed during the wait (it refreshes stale tokens in the background, as it should):
+    // that round measured no herd, so it is run again, a few times at most.
+    let mut skipped = 0;
+    while added.len() < plan.herd_rounds && skipped < plan.herd_rounds {
+        let mut fresh = burst(&daemon.unix, TOKEN_PATH, plan.herd).await?;
+        // The herd token lives 2 s: let it expire, then all callers at once.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        reset_stats(emulator).await?;
+        let before = refresh_timings(daemon).await?;
+        let mut herd = burst(&daemon.unix, "/v1/profiles/herd/token", plan.herd).await?;
+        let after = refresh_timings(daemon).await?;
+        let (round_calls, round_stats) = upstream_calls(emulator).await?;
+        if round_calls == 0 {
+            skipped += 1;
+            continue;
+        }
+        during.push(per_refresh(before, after));
+        calls.push(round_calls);
+        stats.get_or_insert(round_stats);
+        added.push(quantile(&mut herd, 0.5) - quantile(&mut fresh, 0.5));
+    }
+    anyhow::ensure!(
+        !added.is_empty(),
+        "no herd round made an upstream call: the token never expired"
+    );
+    let added_median = median(&added);
+    let list = |values: &[f64]| {
+        values
+            .iter()
+            .map(|v| format!("{v:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let calls_text = calls
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let during_median = median(&during);
     Ok(vec![
         Row::new(
             format!(
-                "{} concurrent callers on an expired token: upstream calls",
+                "{} concurrent callers on an expired token: upstream calls per round",
                 plan.herd
             ),
-            format!("{calls}"),
+            calls_text,
             "",
             "",
             "exactly 1",
-            Verdict::of(calls == 1),
+            Verdict::of(calls.iter().all(|&c| c == 1)),
         )
-        .with_note(&stats.to_string()),
+        .with_note(&stats.unwrap_or_default().to_string()),
         Row::new(
-            "herd: added p50 latency vs the same burst on a fresh token (ms)",
-            format!("{added:.2} (p50 {h50:.2} vs {f50:.2})"),
+            format!(
+                "herd: added p50 latency vs the same burst on a fresh token (ms, median of {} rounds)",
+                added.len()
+            ),
+            format!(
+                "{added_median:.2} (rounds {}{})",
+                list(&added),
+                if skipped > 0 {
+                    format!("; {skipped} run again: the tick had refreshed the token")
+                } else {
+                    String::new()
+                }
+            ),
             format!("{single:.2} (one refresh, one caller)"),
-            format!("{:.2}×", added / single),
+            format!("{:.2}×", added_median / single),
             "≈ 1 upstream round trip (≤ 2×)",
-            Verdict::of(added / single <= 2.0),
+            Verdict::of(added_median / single <= 2.0),
+        ),
+        Row::new(
+            "herd: the refresh itself, job start → upstream answer, during the burst vs alone (ms, median)",
+            format!("{during_median:.2}"),
+            format!("{alone:.2} (alone)"),
+            format!("{:.2}×", during_median / alone),
+            "reported",
+            Verdict::Info,
         ),
     ])
 }
