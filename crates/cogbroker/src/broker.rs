@@ -645,19 +645,13 @@ pub(crate) async fn settle_token(
                 return refused(BrokerError::login_required(profile, why), "login_required");
             }
             RequestDecision::Refresh => {
-                // Join the refresh in flight through its ticket; start one (or join it, when
-                // it started since the snapshot was read) with a command.
-                let outcome = match &snapshot.refresh {
-                    Some(ticket) => ticket.outcome().await,
-                    None => handle
-                        .ask(|reply| Command::Refresh {
-                            mode: Mode::Blocking,
-                            observed: snapshot.generation,
-                            reply: Some(reply),
-                        })
-                        .await
-                        .unwrap_or(Err(AttemptFailure::ShuttingDown)),
-                };
+                let outcome = handle
+                    .join_or_ask(snapshot.refresh.as_ref(), |reply| Command::Refresh {
+                        mode: Mode::Blocking,
+                        observed: snapshot.generation,
+                        reply: Some(reply),
+                    })
+                    .await;
                 refreshed = true;
                 match outcome {
                     // The session was replaced (login) or removed (logout) meanwhile:

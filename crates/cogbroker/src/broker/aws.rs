@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::error::BrokerError;
 use super::policy::{Backoff, TokenTimes};
+use super::state::RefreshTicket;
 use super::upstream::Upstreams;
 use crate::config::{AwsConfig, IdentityFlow, ProfileName};
 
@@ -152,13 +153,18 @@ pub(crate) struct AwsSnapshot {
     pub(crate) degraded: bool,
     /// The identity pool refused the login (NotAuthorized): a login is needed.
     pub(crate) login_required: Option<String>,
-    /// A fetch is running.
-    pub(crate) refreshing: bool,
+    /// A fetch is running: callers who need it wait on its ticket (as for the tokens).
+    pub(crate) refresh: Option<RefreshTicket>,
     /// The live grants.
     pub(crate) grants: Arc<Vec<Grant>>,
 }
 
 impl AwsSnapshot {
+    /// A fetch is in flight.
+    pub(crate) fn refreshing(&self) -> bool {
+        self.refresh.is_some()
+    }
+
     pub(crate) fn times(&self) -> Option<TokenTimes> {
         self.credentials.as_ref().map(|held| held.times())
     }

@@ -52,7 +52,7 @@ impl super::Broker {
                 RequestDecision::Serve {
                     refresh_in_background,
                 } => {
-                    if refresh_in_background && !aws.refreshing {
+                    if refresh_in_background && !aws.refreshing() {
                         handle.nudge(Command::AwsRefresh {
                             mode: Mode::Background,
                             observed: aws.generation,
@@ -82,13 +82,12 @@ impl super::Broker {
                 }
                 RequestDecision::Refresh => {
                     let outcome = handle
-                        .ask(|reply| Command::AwsRefresh {
+                        .join_or_ask(aws.refresh.as_ref(), |reply| Command::AwsRefresh {
                             mode: Mode::Blocking,
                             observed: aws.generation,
                             reply: Some(reply),
                         })
-                        .await
-                        .unwrap_or(Err(AttemptFailure::ShuttingDown));
+                        .await;
                     refreshed = true;
                     match outcome {
                         Ok(()) | Err(AttemptFailure::NoSession) => {}

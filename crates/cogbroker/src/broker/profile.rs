@@ -31,7 +31,7 @@ pub(crate) use jobs::random_fraction;
 use super::error::{AttemptFailure, AttemptOutcome, BrokerError};
 use super::policy::{self, Tuning};
 use super::source::TokenSource;
-use super::state::{LoginFlag, Snapshot};
+use super::state::{LoginFlag, RefreshTicket, Snapshot};
 use super::{AnswerInput, BrokerEvent, EXPIRED_LOGIN_GRACE, LoginOutcome, Shared};
 use crate::config::ProfileName;
 use crate::store::StoredSession;
@@ -155,6 +155,22 @@ impl ProfileHandle {
             .await
             .map_err(|_| BrokerError::ShuttingDown)?;
         answer.await.map_err(|_| BrokerError::ShuttingDown)
+    }
+
+    /// Waits for the refresh (or AWS fetch) in flight through its `ticket`, or, with none in
+    /// the snapshot, asks the task for one with `command` (which joins one started since).
+    pub(crate) async fn join_or_ask(
+        &self,
+        ticket: Option<&RefreshTicket>,
+        command: impl FnOnce(oneshot::Sender<AttemptOutcome>) -> Command,
+    ) -> AttemptOutcome {
+        match ticket {
+            Some(ticket) => ticket.outcome().await,
+            None => self
+                .ask(command)
+                .await
+                .unwrap_or(Err(AttemptFailure::ShuttingDown)),
+        }
     }
 
     /// Sends a command nobody waits for; dropped when the mailbox is full (the tick and

@@ -14,7 +14,7 @@ use std::time::Duration;
 use cognito_auth::secret::IdToken;
 use cognito_auth::{AwsCredentials, ErrorCode};
 use secrecy::SecretString;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use tokio::task::{AbortHandle, Id};
 
@@ -25,6 +25,7 @@ use crate::broker::aws::{AwsSource, Grant, HeldCredentials, MAX_GRANTS, NewGrant
 use crate::broker::error::{AttemptFailure, AttemptOutcome, FailureClass, describe_error};
 use crate::broker::policy;
 use crate::broker::source::TokenSource;
+use crate::broker::state::RefreshTicket;
 use crate::broker::{BrokerError, BrokerEvent, Settled, Shared, settle_token};
 use crate::store::StoredIdentity;
 
@@ -51,7 +52,10 @@ impl AwsRoom {
 
 struct AwsInFlight {
     job: AbortHandle,
+    /// Callers that asked with a command.
     waiters: Vec<oneshot::Sender<AttemptOutcome>>,
+    /// Everybody else: the outcome behind the snapshot's [`RefreshTicket`].
+    ticket: watch::Sender<Option<AttemptOutcome>>,
 }
 
 impl<S: TokenSource> ProfileTask<S> {
@@ -118,11 +122,13 @@ impl<S: TokenSource> ProfileTask<S> {
                 elapsed: started.elapsed(),
             })
         });
+        let (ticket_outcome, ticket) = RefreshTicket::issue();
         room.in_flight = Some(AwsInFlight {
             job,
             waiters: reply.into_iter().collect(),
+            ticket: ticket_outcome,
         });
-        self.publish_flags(|s| s.aws.refreshing = true);
+        self.publish_flags(|s| s.aws.refresh = Some(ticket));
     }
 
     /// The tick: grants of ended processes end; a background fetch when the credentials are
@@ -261,8 +267,9 @@ impl<S: TokenSource> ProfileTask<S> {
             for waiter in in_flight.waiters {
                 let _ = waiter.send(outcome.clone());
             }
+            in_flight.ticket.send_replace(Some(outcome));
         }
-        self.publish_flags(|s| s.aws.refreshing = false);
+        self.publish_flags(|s| s.aws.refresh = None);
     }
 
     /// Arms the AWS backoff after a failed fetch. Returns how long until the next attempt.

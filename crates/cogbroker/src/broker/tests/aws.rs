@@ -364,6 +364,40 @@ async fn concurrent_callers_share_one_fetch() {
     assert_eq!((harness.calls(GET_ID), harness.calls(CREDENTIALS)), (1, 1));
 }
 
+/// Callers who find a fetch in flight join it through the snapshot's ticket rather than the
+/// profile's mailbox, and share its outcome: one new key for everybody, one upstream call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_that_find_a_fetch_in_flight_share_its_outcome() {
+    let harness = AwsHarness::start().await;
+    let broker = harness.logged_in(memory(), "aws").await;
+    let before = key_of(&broker.aws_credentials("aws", None).await.unwrap());
+    // The login's fetch publishes its credentials before it ends (it stores the identity id
+    // next): let it end, or the callers below would join it and get what it brought.
+    let handle = broker.handle("aws").unwrap();
+    handle.published(|s| !s.aws.refreshing()).await;
+    let fetches = harness.calls(CREDENTIALS);
+    harness.advance(45);
+    harness
+        .emulator
+        .handle()
+        .inject(Fault::latency(CREDENTIALS, 200));
+    let caller = |broker: &Broker| {
+        let broker = broker.clone();
+        tokio::spawn(async move { broker.aws_credentials("aws", None).await })
+    };
+    let first = caller(&broker);
+    handle.published(|s| s.aws.refreshing()).await;
+    let joined: Vec<_> = (0..50).map(|_| caller(&broker)).collect();
+    let mut keys = std::collections::BTreeSet::new();
+    for task in std::iter::once(first).chain(joined) {
+        keys.insert(key_of(&task.await.unwrap().expect("new credentials")));
+    }
+    assert_eq!(keys.len(), 1, "one key for everybody");
+    assert!(!keys.contains(&before), "a new key");
+    assert_eq!(harness.calls(CREDENTIALS), fetches + 1);
+    assert!(!handle.snapshot().aws.refreshing());
+}
+
 #[tokio::test]
 async fn profiles_without_an_identity_pool_say_so() {
     let harness = AwsHarness::start().await;
