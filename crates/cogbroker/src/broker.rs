@@ -25,6 +25,7 @@ pub mod profile;
 pub mod sinks;
 pub mod source;
 pub mod state;
+mod ticket;
 pub mod types;
 pub mod upstream;
 

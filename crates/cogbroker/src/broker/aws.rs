@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::error::BrokerError;
 use super::policy::{Backoff, TokenTimes};
-use super::state::RefreshTicket;
+use super::ticket::RefreshTicket;
 use super::upstream::Upstreams;
 use crate::config::{AwsConfig, IdentityFlow, ProfileName};
 

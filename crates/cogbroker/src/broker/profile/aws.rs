@@ -25,7 +25,7 @@ use crate::broker::aws::{AwsSource, Grant, HeldCredentials, MAX_GRANTS, NewGrant
 use crate::broker::error::{AttemptFailure, AttemptOutcome, FailureClass, describe_error};
 use crate::broker::policy;
 use crate::broker::source::TokenSource;
-use crate::broker::state::RefreshTicket;
+use crate::broker::ticket::RefreshTicket;
 use crate::broker::{BrokerError, BrokerEvent, Settled, Shared, settle_token};
 use crate::store::StoredIdentity;
 

@@ -13,7 +13,8 @@ use super::{InFlight, ProfileTask};
 use crate::broker::error::{AttemptFailure, AttemptOutcome, FailureClass, describe_error};
 use crate::broker::policy::{self, Backoff};
 use crate::broker::source::TokenSource;
-use crate::broker::state::{HeldTokens, RefreshTicket, Snapshot};
+use crate::broker::state::{HeldTokens, Snapshot};
+use crate::broker::ticket::RefreshTicket;
 use crate::broker::{BrokerEvent, FAILPOINT_AFTER_REFRESH_BEFORE_PERSIST};
 use crate::store::StoredSession;
 
