@@ -32,7 +32,7 @@ use super::error::{AttemptFailure, AttemptOutcome, BrokerError};
 use super::policy::{self, Tuning};
 use super::source::TokenSource;
 use super::state::{LoginFlag, Snapshot};
-use super::ticket::RefreshTicket;
+use super::ticket::{RefreshTicket, Waiters};
 use super::{AnswerInput, BrokerEvent, EXPIRED_LOGIN_GRACE, LoginOutcome, Shared};
 use crate::config::ProfileName;
 use crate::store::StoredSession;
@@ -208,10 +208,8 @@ enum LoginSlot {
 /// The refresh in flight (or the unattended login that follows a refused refresh token).
 struct InFlight {
     job: AbortHandle,
-    /// Callers that asked with a command (the first of a herd, `POST …/refresh`).
-    waiters: Vec<oneshot::Sender<AttemptOutcome>>,
-    /// Everybody else: the outcome behind the snapshot's [`RefreshTicket`].
-    ticket: watch::Sender<Option<AttemptOutcome>>,
+    /// Who waits for it: commands (the first of a herd, `POST …/refresh`) and the ticket.
+    waiters: Waiters,
     /// Set while the unattended login runs: the reason to report if it fails too.
     unattended_after: Option<String>,
 }

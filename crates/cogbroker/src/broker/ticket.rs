@@ -1,7 +1,7 @@
 //! The refresh in flight as its callers see it: a ticket in the published snapshot (of the
 //! tokens, or of the AWS credentials) that they wait on instead of asking the profile's task.
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::error::{AttemptFailure, AttemptOutcome};
 
@@ -16,7 +16,7 @@ pub(crate) struct RefreshTicket(watch::Receiver<Option<AttemptOutcome>>);
 
 impl RefreshTicket {
     /// A ticket and the sender its outcome is set with.
-    pub(crate) fn issue() -> (watch::Sender<Option<AttemptOutcome>>, Self) {
+    fn issue() -> (watch::Sender<Option<AttemptOutcome>>, Self) {
         let (sender, receiver) = watch::channel(None);
         (sender, Self(receiver))
     }
@@ -28,6 +28,40 @@ impl RefreshTicket {
             Ok(outcome) => outcome.clone().unwrap_or(Err(AttemptFailure::ShuttingDown)),
             Err(_) => Err(AttemptFailure::ShuttingDown),
         }
+    }
+}
+
+/// The answering side of a refresh (or AWS fetch) in flight, held by the profile's task: the
+/// callers who asked with a command, and the ticket everybody else reads in the snapshot.
+#[derive(Debug)]
+pub(crate) struct Waiters {
+    asked: Vec<oneshot::Sender<AttemptOutcome>>,
+    ticket: watch::Sender<Option<AttemptOutcome>>,
+}
+
+impl Waiters {
+    /// The waiters of a refresh starting now (`first`: the command that started it, if one
+    /// waits), and the ticket to publish.
+    pub(crate) fn new(first: Option<oneshot::Sender<AttemptOutcome>>) -> (Self, RefreshTicket) {
+        let (ticket, receiver) = RefreshTicket::issue();
+        let waiters = Self {
+            asked: first.into_iter().collect(),
+            ticket,
+        };
+        (waiters, receiver)
+    }
+
+    /// A command that joins the refresh (`None`: nobody waits for it).
+    pub(crate) fn add(&mut self, reply: Option<oneshot::Sender<AttemptOutcome>>) {
+        self.asked.extend(reply);
+    }
+
+    /// Answers everybody with `outcome`.
+    pub(crate) fn answer(self, outcome: AttemptOutcome) {
+        for waiter in self.asked {
+            let _ = waiter.send(outcome.clone());
+        }
+        self.ticket.send_replace(Some(outcome));
     }
 }
 

@@ -259,38 +259,37 @@ mod tests {
         }
     }
 
+    /// A command line written as one string, words split at spaces.
+    fn words(text: &str) -> Vec<OsString> {
+        normalize_args(text.split(' ').map(OsString::from))
+    }
+
     /// Every line the credential helpers' consumers run, read without clap exactly as clap
     /// reads it: with `COGBROKER_CONFIG` as this process has it, and with one set (the same as
     /// `--config` on the line).
     #[test]
     fn the_plain_parse_equals_the_full_one() {
         for args in [
-            &["cogbroker", "token", "dev"][..],
-            &["cogbroker", "git-credential", "get"],
-            &["cogbroker", "git-credential", "--profile", "dev", "get"],
-            &["cogbroker", "git-credential", "store", "--profile=dev"],
-            &["cogbroker", "docker-credential", "--profile", "dev", "get"],
-            &["docker-credential-cogbroker", "get"],
-            &["cogbroker", "kube-credential", "dev"],
-            &["cogbroker", "--cargo-plugin"],
-            &[
-                "cogbroker",
-                "cargo-credential",
-                "--profile",
-                "dev",
-                "--cargo-plugin",
-            ],
-            &["cogbroker", "cargo-credential"],
-            &["cogbroker", "env", "dev"],
+            "cogbroker token dev",
+            "cogbroker git-credential get",
+            "cogbroker git-credential --profile dev get",
+            "cogbroker git-credential store --profile=dev",
+            "cogbroker docker-credential --profile dev get",
+            "docker-credential-cogbroker get",
+            "cogbroker kube-credential dev",
+            "cogbroker --cargo-plugin",
+            "cogbroker cargo-credential --profile dev --cargo-plugin",
+            "cogbroker cargo-credential",
+            "cogbroker env dev",
         ] {
             let env = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty());
             let plain_parse =
-                plain(&line(args), env).unwrap_or_else(|| panic!("{args:?}: not plain"));
-            let full = Cli::try_parse_from(line(args)).unwrap();
+                plain(&words(args), env).unwrap_or_else(|| panic!("{args:?}: not plain"));
+            let full = Cli::try_parse_from(words(args)).unwrap();
             assert_eq!(format!("{plain_parse:?}"), format!("{full:?}"), "{args:?}");
 
-            let configured = plain(&line(args), Some("/c.toml".into())).unwrap();
-            let mut with_option = line(args);
+            let configured = plain(&words(args), Some("/c.toml".into())).unwrap();
+            let mut with_option = words(args);
             with_option.splice(1..1, ["--config".into(), "/c.toml".into()]);
             let full = Cli::try_parse_from(with_option).unwrap();
             assert_eq!(format!("{configured:?}"), format!("{full:?}"), "{args:?}");
@@ -301,39 +300,31 @@ mod tests {
     #[test]
     fn the_plain_parse_leaves_everything_else_to_clap() {
         for args in [
-            &["cogbroker", "token", "dev", "--kind", "id"][..],
-            &["cogbroker", "token", "--help"],
-            &["cogbroker", "token", "help"],
-            &["cogbroker", "token"],
-            &["cogbroker", "token", "dev", "extra"],
-            &["cogbroker", "token", "-"],
-            &["cogbroker", "token", "--profile", "dev"],
-            &["cogbroker", "--config", "/c.toml", "token", "dev"],
-            &["cogbroker", "--socket", "/s", "token", "dev"],
-            &[
-                "cogbroker",
-                "git-credential",
-                "--profile",
-                "a",
-                "--profile",
-                "b",
-                "get",
-            ],
-            &["cogbroker", "git-credential", "--profile", "-x", "get"],
-            &["cogbroker", "git-credential", "--profile=", "get"],
-            &["cogbroker", "git-credential", "--profiles", "dev", "get"],
-            &["cogbroker", "git-credential", "--profile"],
-            &["cogbroker", "git-credential", "--cargo-plugin", "get"],
-            &["cogbroker", "kube-credential", "--profile", "dev"],
-            &["cogbroker", "env", "dev", "--shell", "fish"],
-            &["cogbroker", "env", "dev", "--", "x"],
-            &["cogbroker", "status"],
-            &["cogbroker"],
+            "cogbroker token dev --kind id",
+            "cogbroker token --help",
+            "cogbroker token help",
+            "cogbroker token",
+            "cogbroker token dev extra",
+            "cogbroker token -",
+            "cogbroker token --profile dev",
+            "cogbroker --config /c.toml token dev",
+            "cogbroker --socket /s token dev",
+            "cogbroker git-credential --profile a --profile b get",
+            "cogbroker git-credential --profile -x get",
+            "cogbroker git-credential --profile= get",
+            "cogbroker git-credential --profiles dev get",
+            "cogbroker git-credential --profile",
+            "cogbroker git-credential --cargo-plugin get",
+            "cogbroker kube-credential --profile dev",
+            "cogbroker env dev --shell fish",
+            "cogbroker env dev -- x",
+            "cogbroker status",
+            "cogbroker",
         ] {
-            assert!(plain(&line(args), None).is_none(), "{args:?}");
+            assert!(plain(&words(args), None).is_none(), "{args:?}");
         }
         // An empty `COGBROKER_CONFIG` is clap's to judge.
-        assert!(plain(&line(&["cogbroker", "token", "dev"]), Some("".into())).is_none());
+        assert!(plain(&words("cogbroker token dev"), Some("".into())).is_none());
     }
 
     /// Help, the version, other commands and mistakes go to the whole definition, whose

@@ -14,7 +14,7 @@ use std::time::Duration;
 use cognito_auth::secret::IdToken;
 use cognito_auth::{AwsCredentials, ErrorCode};
 use secrecy::SecretString;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use tokio::task::{AbortHandle, Id};
 
@@ -25,7 +25,7 @@ use crate::broker::aws::{AwsSource, Grant, HeldCredentials, MAX_GRANTS, NewGrant
 use crate::broker::error::{AttemptFailure, AttemptOutcome, FailureClass, describe_error};
 use crate::broker::policy;
 use crate::broker::source::TokenSource;
-use crate::broker::ticket::RefreshTicket;
+use crate::broker::ticket::Waiters;
 use crate::broker::{BrokerError, BrokerEvent, Settled, Shared, settle_token};
 use crate::store::StoredIdentity;
 
@@ -52,10 +52,8 @@ impl AwsRoom {
 
 struct AwsInFlight {
     job: AbortHandle,
-    /// Callers that asked with a command.
-    waiters: Vec<oneshot::Sender<AttemptOutcome>>,
-    /// Everybody else: the outcome behind the snapshot's [`RefreshTicket`].
-    ticket: watch::Sender<Option<AttemptOutcome>>,
+    /// Who waits for it: commands and the snapshot's ticket.
+    waiters: Waiters,
 }
 
 impl<S: TokenSource> ProfileTask<S> {
@@ -78,7 +76,7 @@ impl<S: TokenSource> ProfileTask<S> {
             return;
         };
         if let Some(in_flight) = &mut room.in_flight {
-            in_flight.waiters.extend(reply);
+            in_flight.waiters.add(reply);
             return;
         }
         if mode == Mode::Blocking && snapshot.aws.generation != observed {
@@ -122,12 +120,8 @@ impl<S: TokenSource> ProfileTask<S> {
                 elapsed: started.elapsed(),
             })
         });
-        let (ticket_outcome, ticket) = RefreshTicket::issue();
-        room.in_flight = Some(AwsInFlight {
-            job,
-            waiters: reply.into_iter().collect(),
-            ticket: ticket_outcome,
-        });
+        let (waiters, ticket) = Waiters::new(reply);
+        room.in_flight = Some(AwsInFlight { job, waiters });
         self.publish_flags(|s| s.aws.refresh = Some(ticket));
     }
 
@@ -264,10 +258,7 @@ impl<S: TokenSource> ProfileTask<S> {
             return;
         };
         if let Some(in_flight) = room.in_flight.take() {
-            for waiter in in_flight.waiters {
-                let _ = waiter.send(outcome.clone());
-            }
-            in_flight.ticket.send_replace(Some(outcome));
+            in_flight.waiters.answer(outcome);
         }
         self.publish_flags(|s| s.aws.refresh = None);
     }

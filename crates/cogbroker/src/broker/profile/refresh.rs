@@ -14,7 +14,7 @@ use crate::broker::error::{AttemptFailure, AttemptOutcome, FailureClass, describ
 use crate::broker::policy::{self, Backoff};
 use crate::broker::source::TokenSource;
 use crate::broker::state::{HeldTokens, Snapshot};
-use crate::broker::ticket::RefreshTicket;
+use crate::broker::ticket::Waiters;
 use crate::broker::{BrokerEvent, FAILPOINT_AFTER_REFRESH_BEFORE_PERSIST};
 use crate::store::StoredSession;
 
@@ -26,7 +26,7 @@ impl<S: TokenSource> ProfileTask<S> {
         reply: Option<oneshot::Sender<AttemptOutcome>>,
     ) {
         if let Some(in_flight) = &mut self.refresh {
-            in_flight.waiters.extend(reply);
+            in_flight.waiters.add(reply);
             return;
         }
         let snapshot = self.snapshot();
@@ -49,7 +49,7 @@ impl<S: TokenSource> ProfileTask<S> {
     ) {
         if self.refresh.is_some() {
             if let (Some(in_flight), Some(reply)) = (&mut self.refresh, reply) {
-                in_flight.waiters.push(reply);
+                in_flight.waiters.add(Some(reply));
             }
             return;
         }
@@ -86,11 +86,10 @@ impl<S: TokenSource> ProfileTask<S> {
                 session,
             }
         });
-        let (ticket_outcome, ticket) = RefreshTicket::issue();
+        let (waiters, ticket) = Waiters::new(reply);
         self.refresh = Some(InFlight {
             job,
-            waiters: reply.into_iter().collect(),
-            ticket: ticket_outcome,
+            waiters,
             unattended_after: None,
         });
         self.publish_flags(|s| s.refresh = Some(ticket));
@@ -119,10 +118,7 @@ impl<S: TokenSource> ProfileTask<S> {
     /// command and those who joined through the snapshot's ticket.
     pub(super) fn finish_refresh(&mut self, outcome: AttemptOutcome) {
         if let Some(in_flight) = self.refresh.take() {
-            for waiter in in_flight.waiters {
-                let _ = waiter.send(outcome.clone());
-            }
-            in_flight.ticket.send_replace(Some(outcome));
+            in_flight.waiters.answer(outcome);
         }
         self.publish_flags(|s| s.refresh = None);
     }
@@ -260,10 +256,7 @@ impl<S: TokenSource> ProfileTask<S> {
                 let in_flight = self.refresh.take();
                 self.commit_login(success).await;
                 if let Some(in_flight) = in_flight {
-                    for waiter in in_flight.waiters {
-                        let _ = waiter.send(Ok(()));
-                    }
-                    in_flight.ticket.send_replace(Some(Ok(())));
+                    in_flight.waiters.answer(Ok(()));
                 }
             }
             None => {
