@@ -179,9 +179,24 @@ fn server_key_matches_client_key_with_a_fixed_b() {
 #[test]
 fn server_and_test_client_agree_for_both_salt_shapes() {
     let mut rng = rand::thread_rng();
-    for high_bit in [true, false, true, false] {
-        let salt = user_salt(&mut rng, high_bit);
-        assert_eq!(salt.len(), if high_bit { 17 } else { 16 });
+    // A salt is a random 128-bit integer, PAD-encoded: the high-bit shape gains a 0x00 byte, the
+    // other is at most 16 bytes, fewer when its top bytes are zero (1 in 128 draws, so the stepped
+    // rng below makes that case every time rather than by luck).
+    let mut leading_zero = rand::rngs::mock::StepRng::new(0x0102_0304_0506_0700, 0);
+    let short = user_salt(&mut leading_zero, false);
+    assert_eq!(short.len(), 15, "{short:02x?}");
+    let salts = [true, false, true, false]
+        .into_iter()
+        .map(|high_bit| (high_bit, user_salt(&mut rng, high_bit)))
+        .chain([(false, short)])
+        .collect::<Vec<_>>();
+    for (high_bit, salt) in salts {
+        if high_bit {
+            assert_eq!((salt.len(), salt[0]), (17, 0), "{salt:02x?}");
+            assert!(salt[1] >= 0x80, "{salt:02x?}");
+        } else {
+            assert!(salt.len() <= 16 && salt[0] < 0x80, "{salt:02x?}");
+        }
         let verifier = Verifier::from_password(salt, "Pool1", "bob", "Pässword-1");
         assert!(verifier.matches("Pool1", "bob", "Pässword-1"));
         assert!(!verifier.matches("Pool1", "bob", "Password-1"));
