@@ -28,7 +28,7 @@ KEYRING_TEST_PASSWORD := cogbroker-test
 
 .DEFAULT_GOAL := help
 .PHONY: help build demo test fmt fmt-check clippy lint unit demo-once interop keyring keyring-deps \
-	browser browser-deps install clean-venv bench bench-quick bench-build fuzz fuzz-deps soak
+	browser browser-deps install clean-venv bench bench-quick bench-build symbol-order fuzz fuzz-deps soak
 
 help:
 	@echo 'make demo        build and run `cogbroker demo`: an emulator, the daemon, a login, tokens'
@@ -43,6 +43,7 @@ help:
 	@echo 'make clean-venv  remove the interop venv'
 	@echo 'make bench       release build, every performance row against its baselines, table -> docs/benchmarks.md (~7 min cold)'
 	@echo 'make bench-quick the same rows, shorter (CI smoke, < 2 min); writes nothing'
+	@echo 'make symbol-order re-trace the hot paths into crates/cogbroker/symbol-order.txt (valgrind)'
 	@echo 'make fuzz        every cargo-fuzz target for FUZZ_SECONDS each (default 60; nightly, installs cargo-fuzz)'
 	@echo 'make soak        the daemon under load and upstream faults for SOAK_SECONDS (default 600)'
 
@@ -198,6 +199,12 @@ bench-build:
 bench: bench-build
 	@$(MAKE) --no-print-directory $(BENCH_STAMP) || true
 	'$(TARGET_DIR)/release/cogbroker-bench' --venv $(BENCH_VENV) --out docs/benchmarks.md
+
+# Re-traces the hot paths and rewrites crates/cogbroker/symbol-order.txt (crates/cogbroker/build.rs
+# hands it to the linker); then relinks with the new list. Needs valgrind.
+symbol-order: bench-build
+	scripts/symbol-order.sh '$(TARGET_DIR)/release'
+	$(CARGO) build --release -p cogbroker
 
 bench-quick: bench-build
 	@$(MAKE) --no-print-directory $(BENCH_STAMP) || true

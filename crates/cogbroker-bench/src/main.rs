@@ -2,7 +2,7 @@
 //! (their CLI and HTTP API) against baselines this run builds and starts itself, prints one table
 //! and writes it to docs/benchmarks.md. See docs/benchmarks.md for what each row means.
 //!
-//! `cogbroker-bench [--quick] [--only throughput|storm|herd] [--bin-dir DIR] [--venv DIR] [--out FILE]`
+//! `cogbroker-bench [--quick] [--only throughput|storm|herd|process] [--bin-dir DIR] [--venv DIR] [--out FILE]`
 
 mod load;
 mod procs;
@@ -24,6 +24,8 @@ pub(crate) struct Options {
     pub(crate) only_storm: bool,
     /// Only the herd rows (1,000 callers on an expired token).
     pub(crate) only_herd: bool,
+    /// Only the process rows (`cogbroker token`, the AWS CLI, the helper modes).
+    pub(crate) only_process: bool,
     /// Where `cogbroker` and `cognito-emulator` are (default: this binary's directory).
     pub(crate) bin_dir: PathBuf,
     /// Where `bench-hello` and `bench-oneshot` are (this binary's directory).
@@ -109,6 +111,7 @@ fn parse_args() -> anyhow::Result<Options> {
         only_throughput: false,
         only_storm: false,
         only_herd: false,
+        only_process: false,
         bin_dir: own_dir.clone(),
         venv: own_dir.join("..").join("bench-venv"),
         own_dir,
@@ -122,7 +125,10 @@ fn parse_args() -> anyhow::Result<Options> {
                 Some("throughput") => options.only_throughput = true,
                 Some("storm") => options.only_storm = true,
                 Some("herd") => options.only_herd = true,
-                other => bail!("--only: expected `throughput`, `storm` or `herd`, got {other:?}"),
+                Some("process") => options.only_process = true,
+                other => bail!(
+                    "--only: expected `throughput`, `storm`, `herd` or `process`, got {other:?}"
+                ),
             },
             "--bin-dir" => {
                 options.bin_dir = args.next().context("--bin-dir needs a directory")?.into()
@@ -130,7 +136,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--venv" => options.venv = args.next().context("--venv needs a directory")?.into(),
             "--out" => options.out = Some(args.next().context("--out needs a file")?.into()),
             other => bail!(
-                "unknown argument {other:?}; usage: cogbroker-bench [--quick] [--only throughput|storm|herd] [--bin-dir DIR] [--venv DIR] [--out FILE]"
+                "unknown argument {other:?}; usage: cogbroker-bench [--quick] [--only throughput|storm|herd|process] [--bin-dir DIR] [--venv DIR] [--out FILE]"
             ),
         }
     }

@@ -1,6 +1,7 @@
 //! Every row of the table: set-up, measurement, goal.
 
 mod helper_modes;
+mod layout;
 mod login;
 mod refresh;
 mod startup;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use self::helper_modes::{helper_row, helpers};
+use self::layout::symbol_order_row;
 use self::login::{login_row, srp_row};
 use self::refresh::{herd_rows, storm_rows};
 use self::startup::startup_row;
@@ -141,7 +143,7 @@ impl CpuPerRequest {
     }
 }
 
-/// Runs every row (or only the throughput rows) and returns them with the commands started.
+/// Runs every row (or only those `--only` names) and returns them with the commands started.
 pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
     let plan = Plan::new(options.quick);
     let tmp = tempfile::Builder::new()
@@ -211,6 +213,9 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
         ("TCP", &daemon.tcp, &hello_tcp),
         ("Unix socket", &daemon.unix, &hello_unix),
     ] {
+        if options.only_process {
+            break;
+        }
         say(&format!("cache-hit throughput, {name}"));
         let figure = format!("cache-hit throughput, {name}, 50 keep-alive connections (req/s)");
         let measured = async {
@@ -255,7 +260,9 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
             Err(e) => rows.push(Row::error(figure, "≥ 0.9×", &e)),
         }
     }
-    commands.push(format!("load: {} s × 2 rounds per side, GET {TOKEN_PATH} vs GET /, X-Cogbroker-Request: 1, Host 127.0.0.1:PORT", plan.seconds.as_secs()));
+    if !options.only_process {
+        commands.push(format!("load: {} s × 2 rounds per side, GET {TOKEN_PATH} vs GET /, X-Cogbroker-Request: 1, Host 127.0.0.1:PORT", plan.seconds.as_secs()));
+    }
     if options.only_throughput {
         drop(hello);
         drop(daemon);
@@ -268,6 +275,9 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
         ("TCP", &daemon.tcp, &hello_tcp),
         ("Unix socket", &daemon.unix, &hello_unix),
     ] {
+        if options.only_process {
+            break;
+        }
         say(&format!("cache-hit latency, {name}"));
         let figure = format!("cache-hit latency p50 / p99, {name}, one connection (µs)");
         let measured = async {
@@ -293,11 +303,13 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
             Err(e) => Row::error(figure, "p50 ≤ 1.2×", &e),
         });
     }
-    commands.push(format!(
-        "latency: {} sequential GETs per side after {} warm-up",
-        plan.seq,
-        plan.seq / 10
-    ));
+    if !options.only_process {
+        commands.push(format!(
+            "latency: {} sequential GETs per side after {} warm-up",
+            plan.seq,
+            plan.seq / 10
+        ));
+    }
 
     // Processes: `cogbroker token`, the minimal client, the AWS CLI, the helper modes.
     say("helper processes");
@@ -370,6 +382,7 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
             rows.push(Row::error("`cogbroker token P` as a process", "≤ 1.0×", e))
         }
     }
+    rows.push(symbol_order_row(&cogbroker));
     let aws = options.venv.join("bin").join("aws");
     let aws_figure = "`cogbroker token P` vs `aws --version` (ms, mean)";
     if aws.is_file() {
@@ -418,6 +431,12 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
     }
     for ((mode, built), measured) in modes.iter().zip(built).zip(helper_results) {
         rows.push(helper_row(mode, built, measured, oneshot_ms));
+    }
+    if options.only_process {
+        drop(hello);
+        drop(daemon);
+        drop(emulator);
+        return Ok((rows, commands));
     }
 
     // SRP client math, in process.
