@@ -46,3 +46,5 @@ pub mod serve;
 pub mod server;
 pub mod setup;
 pub mod store;
+#[cfg(test)]
+mod test_child;

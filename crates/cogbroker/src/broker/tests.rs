@@ -1339,18 +1339,19 @@ impl std::io::Write for Capture {
     }
 }
 
+#[test]
+fn no_secret_is_ever_logged() {
+    crate::test_child::run("broker::tests::no_secret_is_ever_logged_child");
+}
+
+/// Child half of `no_secret_is_ever_logged`.
 #[tokio::test]
-async fn no_secret_is_ever_logged() {
+async fn no_secret_is_ever_logged_child() {
+    let Some(dir) = crate::test_child::dir() else {
+        return;
+    };
     let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "trace,cognito_emulator=off",
-        ))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    crate::test_child::capture_globally(capture.clone());
 
     let harness = Harness::start().await;
     let store = Arc::new(GatedStore::new());
@@ -1399,7 +1400,6 @@ async fn no_secret_is_ever_logged() {
     }
     secrets.extend(lock(&store.saved).iter().cloned());
     broker.logout("dev", false).await.unwrap();
-    drop(_guard);
 
     let logged = String::from_utf8_lossy(&lock(&capture.0)).into_owned();
     assert!(
@@ -1409,6 +1409,7 @@ async fn no_secret_is_ever_logged() {
     for secret in &secrets {
         assert!(!logged.contains(secret.as_str()), "a secret was logged");
     }
+    crate::test_child::done(&dir);
 }
 
 #[tokio::test]

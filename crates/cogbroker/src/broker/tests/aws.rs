@@ -451,18 +451,19 @@ async fn grants_end_when_revoked_or_when_their_process_ends() {
     );
 }
 
+#[test]
+fn no_aws_secret_is_logged_or_printed() {
+    crate::test_child::run("broker::tests::aws::no_aws_secret_is_logged_or_printed_child");
+}
+
+/// Child half of `no_aws_secret_is_logged_or_printed`.
 #[tokio::test]
-async fn no_aws_secret_is_logged_or_printed() {
+async fn no_aws_secret_is_logged_or_printed_child() {
+    let Some(dir) = crate::test_child::dir() else {
+        return;
+    };
     let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "trace,cognito_emulator=off",
-        ))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    crate::test_child::capture_globally(capture.clone());
 
     let harness = AwsHarness::start().await;
     let broker = harness.logged_in(memory(), "aws").await;
@@ -505,4 +506,5 @@ async fn no_aws_secret_is_logged_or_printed() {
             "an AWS secret in Debug or an error"
         );
     }
+    crate::test_child::done(&dir);
 }

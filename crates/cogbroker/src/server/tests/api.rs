@@ -679,46 +679,17 @@ impl std::io::Write for Captured {
 
 #[test]
 fn no_secret_reaches_the_log_at_trace() {
-    // A process-wide subscriber at TRACE cannot share a process with the other tests (and a
-    // thread-local one misses events whose interest other threads cached): run in a child.
-    let dir = tempfile::tempdir().unwrap();
-    let output = // `/proc/<pid>/exe` still works if cargo rebuilt the test binary meanwhile.
-    std::process::Command::new(format!("/proc/{}/exe", std::process::id()))
-        .args([
-            "--exact",
-            "server::tests::api::no_secret_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("COGBROKER_TEST_CHILD", "1")
-        .env("COGBROKER_TEST_DIR", dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    assert!(dir.path().join("child-done").exists(), "the child test ran");
+    crate::test_child::run("server::tests::api::no_secret_child");
 }
 
 /// Child half of `no_secret_reaches_the_log_at_trace`.
 #[tokio::test]
 async fn no_secret_child() {
-    if std::env::var_os("COGBROKER_TEST_CHILD").is_none() {
+    let Some(dir) = crate::test_child::dir() else {
         return;
-    }
-    let dir = PathBuf::from(std::env::var_os("COGBROKER_TEST_DIR").unwrap());
+    };
     let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "trace,cognito_emulator=off",
-        ))
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    crate::test_child::capture_globally(captured.clone());
 
     let api = Api::start_with(ServerOptions {
         api_key: Some(SecretString::from("api-key-Sekr1t".to_owned())),
@@ -770,7 +741,7 @@ async fn no_secret_child() {
     for secret in secrets {
         assert!(!logs.contains(secret), "{secret} appears in the log");
     }
-    std::fs::write(dir.join("child-done"), b"ok").unwrap();
+    crate::test_child::done(&dir);
 }
 
 #[tokio::test]

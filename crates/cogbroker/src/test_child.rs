@@ -1,0 +1,61 @@
+//! One test run alone in a child process of the test binary, for what cannot share a process
+//! with the other tests: a process-wide tracing subscriber at TRACE. (A thread-local one,
+//! `set_default`, misses events whose callsites other tests' threads met first and cached as
+//! uninteresting: under `cargo test` the log-capture tests then failed about half the time.)
+//!
+//! The parent test calls [`run`] with the child's path; the child test starts with
+//! `let Some(dir) = test_child::dir() else { return };` (a no-op in the ordinary run) and ends
+//! with [`done`], so a child that did not run to its end fails the parent.
+
+use std::path::{Path, PathBuf};
+
+/// Set in the child's environment.
+pub(crate) const CHILD: &str = "COGBROKER_TEST_CHILD";
+const DIR: &str = "COGBROKER_TEST_DIR";
+const DONE: &str = "child-done";
+
+/// Runs the test `path` (e.g. `server::tests::api::no_secret_child`) alone in a child of this
+/// test binary; panics with its output unless it passed and reached [`done`].
+pub(crate) fn run(path: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    // `/proc/<pid>/exe` still works if cargo rebuilt the test binary meanwhile.
+    let output = std::process::Command::new(format!("/proc/{}/exe", std::process::id()))
+        .args(["--exact", path, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .env(DIR, dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join(DONE).exists(), "the child test {path} ran");
+}
+
+/// In the child: its scratch directory. `None` in the ordinary test run.
+pub(crate) fn dir() -> Option<PathBuf> {
+    std::env::var_os(CHILD)?;
+    std::env::var_os(DIR).map(PathBuf::from)
+}
+
+/// In the child, at its very end: tells the parent it got there.
+pub(crate) fn done(dir: &Path) {
+    std::fs::write(dir.join(DONE), b"ok").unwrap();
+}
+
+/// A process-wide subscriber at TRACE (the emulator's own logs off) writing into `sink`.
+pub(crate) fn capture_globally<W>(sink: W)
+where
+    W: std::io::Write + Clone + Send + Sync + 'static,
+{
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "trace,cognito_emulator=off",
+        ))
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+}
