@@ -14,67 +14,15 @@ set -euo pipefail
 bin=${1:?usage: $0 BIN_DIR [REQUESTS] [unix|tcp]}
 requests=${2:-2000}
 transport=${3:-unix}
-password='Bench-Passw0rd!'
-dir=$(mktemp -d "${TMPDIR:-/tmp}/cogbroker-instr.XXXXXX")
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench-daemon.sh
+. "$(dirname "$0")/bench-daemon.sh"
+bench_daemon_setup "$bin" cogbroker-instr
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-emulator_port=$(free_port)
-port=$(free_port)
-mkdir -p "$dir/config" "$dir/state" "$dir/run"
-chmod 700 "$dir/run"
-socket="$dir/run/cogbroker/cogbroker.sock"
-cat >"$dir/seed.toml" <<EOF
-[[pools]]
-id = "us-east-1_Bench"
-
-[[pools.clients]]
-id = "bench-long"
-access_token_ttl = 3600
-id_token_ttl = 3600
-
-[[pools.users]]
-username = "u0"
-password = "$password"
-EOF
-cat >"$dir/config/config.toml" <<EOF
-[daemon]
-listen = "127.0.0.1:$port"
-socket = "$socket"
-store = "memory"
-state_dir = "$dir/state"
-log = "warn"
-
-[profiles.bench]
-user_pool_id = "us-east-1_Bench"
-client_id = "bench-long"
-username = "u0"
-auth_flow = "USER_SRP_AUTH"
-remember_device = false
-endpoint = "http://127.0.0.1:$emulator_port"
-EOF
-export XDG_RUNTIME_DIR="$dir/run" XDG_CONFIG_HOME="$dir/config" XDG_STATE_HOME="$dir/state"
-export COGBROKER_NO_AUTOSTART=1
-
-"$bin/cognito-emulator" --seed "$dir/seed.toml" --listen "127.0.0.1:$emulator_port" \
-    >"$dir/emulator.log" 2>&1 &
-pids+=($!)
 valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.%p" \
     "$bin/cogbroker" --config "$dir/config/config.toml" serve >"$dir/daemon.log" 2>&1 &
 daemon=$!
 pids+=("$daemon")
-for _ in $(seq 1 300); do
-    [ -S "$socket" ] && curl -sf --unix-socket "$socket" http://localhost/healthz >/dev/null && break
-    sleep 0.2
-done
+wait_for_daemon
 echo "$password" | "$bin/cogbroker" --config "$dir/config/config.toml" login bench --password-stdin >/dev/null
 
 # per_request PID DUMP_PREFIX UNIX_SOCKET TCP_PORT PATH: curl sends $requests GETs of PATH on

@@ -21,70 +21,18 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/target/release}
 out=${2:-$root/crates/cogbroker/symbol-order.txt}
-password='Bench-Passw0rd!'
-dir=$(mktemp -d "${TMPDIR:-/tmp}/cogbroker-order.XXXXXX")
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-emulator_port=$(free_port)
-port=$(free_port)
-mkdir -p "$dir/config" "$dir/state" "$dir/run" "$dir/traces"
-chmod 700 "$dir/run"
-socket="$dir/run/cogbroker/cogbroker.sock"
-cat >"$dir/seed.toml" <<EOF
-[[pools]]
-id = "us-east-1_Bench"
-
-[[pools.clients]]
-id = "bench-long"
-access_token_ttl = 3600
-id_token_ttl = 3600
-
-[[pools.users]]
-username = "u0"
-password = "$password"
-EOF
-config="$dir/config/config.toml"
-cat >"$config" <<EOF
-[daemon]
-listen = "127.0.0.1:$port"
-socket = "$socket"
-store = "memory"
-state_dir = "$dir/state"
-log = "warn"
-
-[profiles.bench]
-user_pool_id = "us-east-1_Bench"
-client_id = "bench-long"
-username = "u0"
-auth_flow = "USER_SRP_AUTH"
-remember_device = false
-endpoint = "http://127.0.0.1:$emulator_port"
-EOF
-export XDG_RUNTIME_DIR="$dir/run" XDG_CONFIG_HOME="$dir/config" XDG_STATE_HOME="$dir/state"
-export COGBROKER_CONFIG="$config" COGBROKER_NO_AUTOSTART=1
+# shellcheck source=scripts/bench-daemon.sh
+. "$root/scripts/bench-daemon.sh"
+bench_daemon_setup "$bin" cogbroker-order
+mkdir -p "$dir/traces"
 callgrind=(valgrind --tool=callgrind --demangle=no --log-file=/dev/null)
 trace() { "${callgrind[@]}" --callgrind-out-file="$dir/traces/$1" "${@:2}"; }
 
-"$bin/cognito-emulator" --seed "$dir/seed.toml" --listen "127.0.0.1:$emulator_port" \
-    >"$dir/emulator.log" 2>&1 &
-pids+=($!)
 "${callgrind[@]}" --callgrind-out-file="$dir/traces/9-daemon" \
     "$bin/cogbroker" --config "$config" serve >"$dir/daemon.log" 2>&1 &
 daemon=$!
 pids+=("$daemon")
-for _ in $(seq 1 300); do
-    [ -S "$socket" ] && curl -sf --unix-socket "$socket" http://localhost/healthz >/dev/null && break
-    sleep 0.2
-done
+wait_for_daemon
 echo "$password" | "$bin/cogbroker" --config "$config" login bench --password-stdin >/dev/null
 
 request() { curl -sf -H 'X-Cogbroker-Request: 1' "$@" >/dev/null; }
@@ -100,8 +48,7 @@ request --unix-socket "$socket" http://localhost/metrics
 expect() {
     local name=$1 want=$2
     grep -q -- "$want" "$dir/$name.out" || {
-        echo "symbol-order: $name did not answer (${want}); see $dir/$name.out" >&2
-        trap - EXIT
+        echo "symbol-order: $name did not answer (${want}): $(cat "$dir/$name.out")" >&2
         exit 1
     }
 }
