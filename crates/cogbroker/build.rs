@@ -8,52 +8,83 @@
 //! order"). A listed name the binary lacks (a new toolchain or dependency changes the hashes in
 //! the names) is skipped silently; the rest of the binary keeps the linker's order.
 //!
-//! Only where the linker is known to be LLD, which takes the option: a release build for
-//! x86_64-unknown-linux-gnu with Rust 1.90 or later and no linker chosen by the user. Elsewhere,
-//! or with `COGBROKER_SYMBOL_ORDER=0`, the build is the same without it.
+//! Only release builds for Linux, and only when the linker takes the option: LLD does (Rust's
+//! own links x86_64-unknown-linux-gnu by default since 1.90), GNU ld does not. That is probed by
+//! linking an empty program with it, with the same compiler, target and linker. Otherwise, or
+//! with `COGBROKER_SYMBOL_ORDER=0`, the build is the same without it.
 
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const OPTIONS: [&str; 2] = ["--symbol-ordering-file", "--no-warn-symbol-ordering"];
 
 fn main() {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let order = Path::new(&manifest).join("symbol-order.txt");
+    let manifest = PathBuf::from(var("CARGO_MANIFEST_DIR"));
+    let order = manifest.join("symbol-order.txt");
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=COGBROKER_SYMBOL_ORDER");
-    if linker_takes_an_order() && order.is_file() {
+    if var("COGBROKER_SYMBOL_ORDER") == "0"
+        || var("PROFILE") != "release"
+        || var("CARGO_CFG_TARGET_OS") != "linux"
+        || !order.is_file()
+    {
+        return;
+    }
+    let args = [
+        format!("-Wl,{}={}", OPTIONS[0], order.display()),
+        format!("-Wl,{}", OPTIONS[1]),
+    ];
+    if linker_takes(&args) {
+        for arg in args {
+            println!("cargo:rustc-link-arg-bin=cogbroker={arg}");
+        }
+    } else {
         println!(
-            "cargo:rustc-link-arg-bin=cogbroker=-Wl,--symbol-ordering-file={}",
-            order.display()
+            "cargo:warning=the linker does not take {}: cogbroker is linked in its default order",
+            OPTIONS[0]
         );
-        println!("cargo:rustc-link-arg-bin=cogbroker=-Wl,--no-warn-symbol-ordering");
     }
 }
 
-fn linker_takes_an_order() -> bool {
-    let var = |name: &str| std::env::var(name).unwrap_or_default();
-    if var("COGBROKER_SYMBOL_ORDER") == "0"
-        || var("PROFILE") != "release"
-        || var("TARGET") != "x86_64-unknown-linux-gnu"
-        // A linker or linker flavour of the user's own (RUSTC_LINKER is cargo's resolved
-        // `target.<triple>.linker`): it may be GNU ld, which has no such option.
-        || !var("RUSTC_LINKER").is_empty()
-        || var("CARGO_ENCODED_RUSTFLAGS").contains("link")
-    {
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_default()
+}
+
+/// Links an empty program with `args`, as this build would link the binary.
+fn linker_takes(args: &[String]) -> bool {
+    let out = PathBuf::from(var("OUT_DIR"));
+    let source = out.join("probe.rs");
+    if std::fs::write(&source, "fn main() {}\n").is_err() {
         return false;
     }
-    // Rust links x86_64-unknown-linux-gnu with its own LLD by default since 1.90.
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
-    let Ok(output) = Command::new(rustc).arg("--version").output() else {
-        return false;
-    };
-    let version = String::from_utf8_lossy(&output.stdout);
-    let mut numbers = version
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .split(['.', '-'])
-        .map(|part| part.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
-    (major, minor) >= (1, 90)
+    let mut probe = Command::new(rustc);
+    probe
+        .arg("--target")
+        .arg(var("TARGET"))
+        .arg("--crate-type=bin")
+        .arg("-o")
+        .arg(out.join("probe"))
+        .arg(&source);
+    let rustc_linker = var("RUSTC_LINKER");
+    if !rustc_linker.is_empty() {
+        probe.arg(format!("-Clinker={rustc_linker}"));
+    }
+    // The user's flags (a linker flavour, -fuse-ld=...) as cargo passes them to rustc.
+    for flag in var("CARGO_ENCODED_RUSTFLAGS")
+        .split('\x1f')
+        .filter(|f| !f.is_empty())
+    {
+        probe.arg(flag);
+    }
+    for arg in args {
+        probe.arg(format!("-Clink-arg={arg}"));
+    }
+    let linked = probe
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    linked && Path::new(&out.join("probe")).is_file()
 }
