@@ -199,19 +199,31 @@ pub(crate) async fn fixed_count(
     Ok(())
 }
 
-/// Latencies (µs) of `n` sequential GETs on one kept-alive connection, after `n / 10` warm-up.
-pub(crate) async fn sequential(target: &Target, path: &str, n: usize) -> anyhow::Result<Vec<f64>> {
-    let mut conn = Conn::open(target).await?;
+/// Latencies (µs) of `n` sequential GETs on each of two kept-alive connections, after `n / 10`
+/// warm-up each: `a` = (target, path) and `b` take turns request by request, so a change in the
+/// machine's load meets both alike.
+pub(crate) async fn sequential_pair(
+    a: (&Target, &str),
+    b: (&Target, &str),
+    n: usize,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let mut conns = [Conn::open(a.0).await?, Conn::open(b.0).await?];
+    let paths = [a.1, b.1];
     for _ in 0..n / 10 {
-        conn.get_ok(path).await?;
+        for (conn, path) in conns.iter_mut().zip(paths) {
+            conn.get_ok(path).await?;
+        }
     }
-    let mut samples = Vec::with_capacity(n);
+    let mut samples = [Vec::with_capacity(n), Vec::with_capacity(n)];
     for _ in 0..n {
-        let start = Instant::now();
-        conn.get_ok(path).await?;
-        samples.push(start.elapsed().as_secs_f64() * 1e6);
+        for ((conn, path), samples) in conns.iter_mut().zip(paths).zip(&mut samples) {
+            let start = Instant::now();
+            conn.get_ok(path).await?;
+            samples.push(start.elapsed().as_secs_f64() * 1e6);
+        }
     }
-    Ok(samples)
+    let [a, b] = samples;
+    Ok((a, b))
 }
 
 /// The `q` quantile (0..=1) of `samples` (sorted in place).

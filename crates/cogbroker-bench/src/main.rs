@@ -19,6 +19,7 @@ use anyhow::{Context as _, bail};
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) quick: bool,
+    /// Only the cache-hit rows (throughput and latency).
     pub(crate) only_throughput: bool,
     /// Only the 1,000-profile rows (refresh storm, RSS with 1,000 sessions).
     pub(crate) only_storm: bool,

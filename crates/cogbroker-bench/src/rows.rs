@@ -263,12 +263,6 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
     if !options.only_process {
         commands.push(format!("load: {} s × 2 rounds per side, GET {TOKEN_PATH} vs GET /, X-Cogbroker-Request: 1, Host 127.0.0.1:PORT", plan.seconds.as_secs()));
     }
-    if options.only_throughput {
-        drop(hello);
-        drop(daemon);
-        drop(emulator);
-        return Ok((rows, commands));
-    }
 
     // Latency: one kept-alive connection, sequential requests.
     for (name, ours, base) in [
@@ -281,8 +275,8 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
         say(&format!("cache-hit latency, {name}"));
         let figure = format!("cache-hit latency p50 / p99, {name}, one connection (µs)");
         let measured = async {
-            let mut o = load::sequential(ours, TOKEN_PATH, plan.seq).await?;
-            let mut b = load::sequential(base, "/", plan.seq).await?;
+            let (mut o, mut b) =
+                load::sequential_pair((ours, TOKEN_PATH), (base, "/"), plan.seq).await?;
             anyhow::Ok((
                 quantile(&mut o, 0.5),
                 quantile(&mut o, 0.99),
@@ -305,10 +299,17 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
     }
     if !options.only_process {
         commands.push(format!(
-            "latency: {} sequential GETs per side after {} warm-up",
+            "latency: {} sequential GETs per side after {} warm-up, the two sides taking turns request by request",
             plan.seq,
             plan.seq / 10
         ));
+    }
+
+    if options.only_throughput {
+        drop(hello);
+        drop(daemon);
+        drop(emulator);
+        return Ok((rows, commands));
     }
 
     // Processes: `cogbroker token`, the minimal client, the AWS CLI, the helper modes.
