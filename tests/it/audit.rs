@@ -1,6 +1,6 @@
 //! Who took my token: the audit ring names the real executables of two different consumers,
 //! one on the Unix socket (SO_PEERCRED) and one on loopback TCP (socket table inode → process),
-//! and never holds a token.
+//! and the process that ran each, and never holds a token.
 
 use anyhow::{Context as _, ensure};
 use cogbroker_e2e::daemon::{EmulatorHost, ProfileSpec, Sandbox, expect_code};
@@ -74,7 +74,14 @@ allowed_scopes = ["https://api.example.com/read"]
         entries[1]["exe"] == curl_exe.display().to_string().as_str(),
         "{reply}"
     );
+    // Both were started by this test.
+    let us = std::fs::canonicalize(std::env::current_exe()?)?;
     for entry in entries {
+        ensure!(
+            entry["parents"][0]["pid"] == std::process::id()
+                && entry["parents"][0]["exe"] == us.display().to_string().as_str(),
+            "{entry}"
+        );
         ensure!(
             entry["uid"] == uid && entry["pid"].as_i64().is_some(),
             "{entry}"
@@ -89,6 +96,14 @@ allowed_scopes = ["https://api.example.com/read"]
     let table = String::from_utf8(output.stdout)?;
     ensure!(table.lines().count() == 2, "{table}");
     ensure!(table.contains(&curl_exe.display().to_string()), "{table}");
+    ensure!(
+        table.contains(&format!(
+            "run by {} (pid {})",
+            us.display(),
+            std::process::id()
+        )),
+        "{table}"
+    );
     daemon.terminate()?;
     Ok(())
 }

@@ -85,6 +85,20 @@ pub struct AuditEntry {
     pub pid: Option<i32>,
     /// The consumer's executable, when known.
     pub exe: Option<String>,
+    /// The process that started the consumer, its parent and so on (three at most, not init):
+    /// for a `cogbroker` credential helper, the git, docker, kubectl or cargo that ran it, often
+    /// through a shell. Absent from older daemons' answers.
+    #[serde(default)]
+    pub parents: Vec<AuditProcess>,
+}
+
+/// A process above an audit entry's consumer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditProcess {
+    /// Its pid.
+    pub pid: i32,
+    /// Its executable, when readable.
+    pub exe: Option<String>,
 }
 
 /// `GET /v1/audit[?profile=P]`: the recent hand-outs, oldest first.

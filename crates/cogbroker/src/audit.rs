@@ -2,7 +2,9 @@
 //! consumer, never with the token. The consumer is the peer process: its uid and pid from
 //! `SO_PEERCRED` on the Unix socket, or, on loopback TCP, from the kernel's socket table (the
 //! client socket's inode) and the process holding that inode among its descriptors; its
-//! executable from `/proc/<pid>/exe`. The record lives in a bounded in-memory ring: the oldest
+//! executable from `/proc/<pid>/exe`, and the processes that started it (a credential helper's
+//! consumer: the `git`, `docker` or `kubectl` that ran `cogbroker`, often through `sh -c`).
+//! The record lives in a bounded in-memory ring: the oldest
 //! entries go first, nothing is written to disk.
 
 use std::collections::VecDeque;
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
-use crate::api::{AuditEntry, TokenKind};
+use crate::api::{AuditEntry, AuditProcess, TokenKind};
 use crate::broker::state::rfc3339;
 use crate::listen::{Peer, Transport, canonical, parse_proc_addr};
 
@@ -29,7 +31,13 @@ pub struct Consumer {
     pub pid: Option<i32>,
     /// Its executable (`/proc/<pid>/exe`).
     pub exe: Option<PathBuf>,
+    /// The process that started it, that process's parent, and so on ([`ANCESTORS`] at most,
+    /// not init): pid and executable (`PPid` in `/proc/<pid>/status`, then `/proc/<pid>/exe`).
+    pub parents: Vec<(i32, Option<PathBuf>)>,
 }
+
+/// How many generations above the consumer are recorded: enough for git → sh → helper.
+pub const ANCESTORS: usize = 3;
 
 /// The consumer of one connection, found at most once: the process on the other end of a
 /// connection does not change while it stays open.
@@ -67,8 +75,31 @@ pub fn consumer_of(peer: &Peer) -> Consumer {
             _ => (peer.uid, None),
         },
     };
-    let exe = pid.and_then(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).ok());
-    Consumer { uid, pid, exe }
+    let exe_of = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let parents = std::iter::successors(pid.and_then(parent_of), |&above| parent_of(above))
+        .take_while(|&above| above > 1)
+        .take(ANCESTORS)
+        .map(|above| (above, exe_of(above)))
+        .collect();
+    Consumer {
+        uid,
+        pid,
+        exe: pid.and_then(exe_of),
+        parents,
+    }
+}
+
+/// The `PPid` of `pid`, from `/proc/<pid>/status`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    ppid_in_status(&status)
+}
+
+fn ppid_in_status(status: &str) -> Option<i32> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("PPid:"))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// The uid and inode of the client end (local = our `remote`, remote = our `local`) of a
@@ -193,6 +224,15 @@ impl AuditRing {
                     .exe
                     .as_ref()
                     .map(|exe| exe.display().to_string()),
+                parents: entry
+                    .consumer
+                    .parents
+                    .iter()
+                    .map(|(pid, exe)| AuditProcess {
+                        pid: *pid,
+                        exe: exe.as_ref().map(|exe| exe.display().to_string()),
+                    })
+                    .collect(),
             })
             .collect()
     }
@@ -217,7 +257,7 @@ mod tests {
                 std::sync::Arc::new(Consumer {
                     uid: Some(1),
                     pid: Some(i32::try_from(n).unwrap()),
-                    exe: None,
+                    ..Consumer::default()
                 }),
             );
         }
@@ -249,6 +289,26 @@ mod tests {
         );
         assert_eq!(consumer.uid, Some(rustix::process::getuid().as_raw()));
         assert_eq!(consumer.exe, std::env::current_exe().ok());
+        let parent = i32::try_from(std::os::unix::process::parent_id()).unwrap();
+        if parent > 1 {
+            assert_eq!(
+                consumer.parents.first(),
+                Some(&(
+                    parent,
+                    std::fs::read_link(format!("/proc/{parent}/exe")).ok()
+                ))
+            );
+        }
+        assert!(consumer.parents.len() <= ANCESTORS);
+        assert!(consumer.parents.iter().all(|&(pid, _)| pid > 1));
         drop(client);
+    }
+
+    #[test]
+    fn the_parent_is_read_from_the_status_file() {
+        let status = "Name:\tgit-remote-http\nState:\tS (sleeping)\nTgid:\t4242\nPid:\t4242\nPPid:\t4200\nTracerPid:\t0\n";
+        assert_eq!(ppid_in_status(status), Some(4200));
+        assert_eq!(ppid_in_status("Name:\tx\n"), None);
+        assert_eq!(ppid_in_status("PPid:\tnot-a-number\n"), None);
     }
 }

@@ -153,7 +153,7 @@ pub(crate) async fn profiles(daemon: &Daemon, args: &ProfilesArgs) -> anyhow::Re
 
 /// One compact JSON line (the token reply holds the token: the caller zeroizes it).
 /// `audit [P]`: one line per hand-out, oldest first: time, profile, kind, transport, uid,
-/// pid, executable.
+/// pid, executable, and the processes that ran it.
 pub(crate) async fn audit(daemon: &Daemon, args: &AuditArgs) -> anyhow::Result<()> {
     let reply = daemon
         .client
@@ -166,8 +166,25 @@ pub(crate) async fn audit(daemon: &Daemon, args: &AuditArgs) -> anyhow::Result<(
     let mut output = String::new();
     for entry in &reply.entries {
         let show = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+        let parent: String = entry
+            .parents
+            .iter()
+            .enumerate()
+            .map(|(generation, process)| {
+                format!(
+                    "{}{} (pid {})",
+                    if generation == 0 {
+                        "  run by "
+                    } else {
+                        " ← "
+                    },
+                    process.exe.as_deref().unwrap_or("(executable unknown)"),
+                    process.pid
+                )
+            })
+            .collect();
         output.push_str(&format!(
-            "{}  {}  {}  {}  uid={}  pid={}  {}\n",
+            "{}  {}  {}  {}  uid={}  pid={}  {}{parent}\n",
             entry.at,
             entry.profile,
             entry.kind.as_str(),
