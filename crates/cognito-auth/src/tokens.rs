@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -17,7 +18,7 @@ use crate::secret::{AccessToken, IdToken};
 use crate::wire::AuthenticationResult;
 
 /// The claims of an access or ID token that the broker uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claims {
     /// The user's immutable UUID.
     pub sub: String,
@@ -140,11 +141,18 @@ fn decode_base64url(text: &str) -> Option<Vec<u8>> {
 /// The access and ID tokens of one sign-in or refresh, with their decoded claims and expiry. A
 /// user-pool sign-in always has both; an OAuth client_credentials grant has an access token
 /// only ([`TokenSet::access_only`]).
+///
+/// A daemon holds one per profile for as long as the tokens live, so it keeps of the claims
+/// only what it uses each time (the internal username, `iat`); the others are decoded again,
+/// once, when [`access_claims`](Self::access_claims) or [`id_claims`](Self::id_claims) is
+/// first asked for (about 0.8 KB per set not held otherwise).
 #[derive(Clone)]
 pub struct TokenSet {
     access_token: AccessToken,
-    access_claims: Claims,
-    id: Option<(IdToken, Claims)>,
+    id_token: Option<IdToken>,
+    username: Option<Box<str>>,
+    iat: Option<i64>,
+    claims: OnceLock<Box<(Claims, Option<Claims>)>>,
     received_at: SystemTime,
     expires_at: SystemTime,
 }
@@ -176,8 +184,13 @@ impl TokenSet {
         }
         Ok(TokenSet {
             access_token,
-            access_claims,
-            id: Some((id_token, id_claims)),
+            id_token: Some(id_token),
+            username: access_claims
+                .username
+                .or(id_claims.username)
+                .map(String::into_boxed_str),
+            iat: access_claims.iat.or(id_claims.iat),
+            claims: OnceLock::new(),
             received_at,
             expires_at,
         })
@@ -197,8 +210,10 @@ impl TokenSet {
         }
         Ok(TokenSet {
             access_token,
-            access_claims,
-            id: None,
+            id_token: None,
+            username: access_claims.username.map(String::into_boxed_str),
+            iat: access_claims.iat,
+            claims: OnceLock::new(),
             received_at,
             expires_at,
         })
@@ -211,17 +226,31 @@ impl TokenSet {
 
     /// The ID token (none from a client_credentials grant).
     pub fn id_token(&self) -> Option<&IdToken> {
-        self.id.as_ref().map(|(token, _)| token)
+        self.id_token.as_ref()
     }
 
     /// The access token's claims (unverified).
     pub fn access_claims(&self) -> &Claims {
-        &self.access_claims
+        &self.decoded().0
     }
 
     /// The ID token's claims (unverified).
     pub fn id_claims(&self) -> Option<&Claims> {
-        self.id.as_ref().map(|(_, claims)| claims)
+        self.decoded().1.as_ref()
+    }
+
+    /// Both tokens' claims, decoded on the first call. The same tokens decoded when the set was
+    /// made, so the default (empty claims) is never what comes back.
+    fn decoded(&self) -> &(Claims, Option<Claims>) {
+        self.claims.get_or_init(|| {
+            let decode = |jwt: &str| decode_claims(jwt).unwrap_or_default();
+            Box::new((
+                decode(self.access_token.expose_secret()),
+                self.id_token
+                    .as_ref()
+                    .map(|token| decode(token.expose_secret())),
+            ))
+        })
     }
 
     /// When the earlier of the two tokens expires, in the local clock.
@@ -244,19 +273,13 @@ impl TokenSet {
     /// The server clock minus the local clock, in seconds, measured as the access token's
     /// `iat` − `received_at` (so it includes the network latency). `None` without `iat`.
     pub fn clock_skew(&self) -> Option<i64> {
-        let iat = self
-            .access_claims
-            .iat
-            .or(self.id_claims().and_then(|claims| claims.iat))?;
-        Some(iat - unix_seconds(self.received_at))
+        Some(self.iat? - unix_seconds(self.received_at))
     }
 
     /// The internal username (access `username`, else ID `cognito:username`): the one to hash
     /// for REFRESH_TOKEN_AUTH.
     pub fn username(&self) -> Option<&str> {
-        self.access_claims.username.as_deref().or(self
-            .id_claims()
-            .and_then(|claims| claims.username.as_deref()))
+        self.username.as_deref()
     }
 }
 
@@ -564,6 +587,39 @@ mod tests {
         assert_eq!(set.expires_at(), at(NOW + 100));
         assert_eq!(set.clock_skew(), None);
         assert_eq!(set.username(), None);
+    }
+
+    #[test]
+    fn a_token_set_holds_little_and_decodes_its_claims_when_asked() {
+        let access = json!({"sub": "s", "exp": NOW + 3600, "iat": NOW - 5, "scope": "a b"});
+        let id = json!({"sub": "s", "cognito:username": "u-id", "exp": NOW + 3600, "iat": NOW});
+        let reply = result(&access, &id, Some(3600));
+        let set = TokenSet::from_result(&reply, at(NOW)).unwrap();
+        // The access token names no user: the ID token's username; the access token's iat.
+        assert_eq!(set.username(), Some("u-id"));
+        assert_eq!(set.clock_skew(), Some(-5));
+        // Held per profile for the tokens' lifetime: the claims are not kept inline.
+        assert!(
+            std::mem::size_of::<TokenSet>() <= 160,
+            "{}",
+            std::mem::size_of::<TokenSet>()
+        );
+        let copy = set.clone();
+        for set in [&set, &copy] {
+            let tokens = (reply.access_token.as_ref(), reply.id_token.as_ref());
+            let (Some(access_jwt), Some(id_jwt)) = tokens else {
+                unreachable!("the reply has both tokens")
+            };
+            assert_eq!(
+                set.access_claims(),
+                &decode_claims(access_jwt.expose_secret()).unwrap()
+            );
+            assert_eq!(
+                set.id_claims(),
+                Some(&decode_claims(id_jwt.expose_secret()).unwrap())
+            );
+            assert_eq!(set.access_claims().scope.as_deref(), Some("a b"));
+        }
     }
 
     #[test]
