@@ -45,9 +45,10 @@ pub const ANCESTORS: usize = 3;
 pub struct ConsumerCache(std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<Consumer>>>);
 
 impl ConsumerCache {
-    /// The consumer behind `peer`, looked up on the first call. On the Unix socket that is one
-    /// `readlink` of procfs (the pid came with `SO_PEERCRED`), done in place; on TCP it reads
-    /// the socket tables and walks `/proc`, off the executor.
+    /// The consumer behind `peer`, looked up on the first call. On the Unix socket that is a
+    /// `readlink` of procfs (the pid came with `SO_PEERCRED`) and a status read and `readlink`
+    /// per parent (three at most), done in place; on TCP it reads the socket tables and walks
+    /// `/proc`, off the executor.
     pub async fn resolve(&self, peer: &Peer) -> std::sync::Arc<Consumer> {
         self.0
             .get_or_init(|| async {
