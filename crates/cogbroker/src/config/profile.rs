@@ -430,15 +430,20 @@ pub(super) fn validate_profile(
     })
 }
 
+/// "cogbroker on HOST", read once per process (a config of 1,000 profiles asks 1,000 times).
 pub(super) fn default_device_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_default();
-    if host.is_empty() {
-        "cogbroker".to_owned()
-    } else {
-        format!("cogbroker on {host}")
-    }
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_owned())
+            .unwrap_or_default();
+        if host.is_empty() {
+            "cogbroker".to_owned()
+        } else {
+            format!("cogbroker on {host}")
+        }
+    })
+    .clone()
 }
 
 pub(super) fn secret_source(
