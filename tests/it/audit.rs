@@ -62,7 +62,7 @@ allowed_scopes = ["https://api.example.com/read"]
     let entries = reply["entries"].as_array().context("entries")?;
     ensure!(entries.len() == 2, "{reply}");
     let cogbroker = std::fs::canonicalize(cogbroker_e2e::workspace_binary("cogbroker")?)?;
-    let curl_exe = std::fs::canonicalize(which("curl")?)?;
+    let curl_exe = std::fs::canonicalize(cogbroker_e2e::on_path("curl")?)?;
     let uid = rustix::process::getuid().as_raw();
     ensure!(entries[0]["transport"] == "unix", "{reply}");
     ensure!(
@@ -106,13 +106,4 @@ allowed_scopes = ["https://api.example.com/read"]
     );
     daemon.terminate()?;
     Ok(())
-}
-
-fn which(program: &str) -> anyhow::Result<std::path::PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-        .with_context(|| format!("{program} is not on PATH"))
 }

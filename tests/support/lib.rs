@@ -15,6 +15,17 @@ use cognito_emulator::{Emulator, RunningEmulator, Seed};
 /// The path of a binary of this workspace, built next to the running test executable
 /// (`target/debug/<name>`).
 ///
+/// Where `program` is on `PATH` (the first match, as a shell would find it); an error naming it
+/// when it is not there, never a skipped test.
+pub fn on_path(program: &str) -> anyhow::Result<PathBuf> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .with_context(|| format!("{program} is not on PATH"))
+}
+
 /// Cargo builds a package's own binaries before its integration tests, but not other packages'
 /// binaries: `make test` runs `cargo build --workspace --bins` first. A missing binary is an error
 /// that says so, never a skipped test.

@@ -80,6 +80,22 @@ impl World {
         Ok(String::from_utf8(output.stdout)?.trim().to_owned())
     }
 
+    /// The executables the audit names among the processes that ran `profile`'s consumers
+    /// (`cogbroker audit P --json`), canonical paths as the daemon read them.
+    pub(super) fn audit_parents(&self, profile: &str) -> anyhow::Result<Vec<String>> {
+        let output = self.cli(&["audit", profile, "--json"], None)?;
+        expect_code(&output, 0)?;
+        let reply: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        Ok(reply["entries"]
+            .as_array()
+            .context("the audit reply has no entries")?
+            .iter()
+            .filter_map(|entry| entry["parents"].as_array())
+            .flatten()
+            .filter_map(|parent| parent["exe"].as_str().map(str::to_owned))
+            .collect())
+    }
+
     /// Moves the daemon's clock `seconds` ahead of the system's (in total, not added up), through
     /// its debug-build test clock; the file is replaced by a rename so no reading sees half.
     pub(super) fn set_daemon_clock_ahead(&self, seconds: u64) -> anyhow::Result<()> {

@@ -132,22 +132,12 @@ fn git_credential_fill_with_and_without_authtype() -> anyhow::Result<()> {
 
     // Who took the token: each hand-out names the helper, and git among the processes that ran
     // it (git runs `!cogbroker git-credential` through `sh -c`).
-    let output = world.sandbox.cli(&["audit", "dev", "--json"], None)?;
-    expect_code(&output, 0)?;
-    let reply: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    let parents: Vec<&str> = reply["entries"]
-        .as_array()
-        .context("entries")?
-        .iter()
-        .filter_map(|entry| entry["parents"].as_array())
-        .flatten()
-        .filter_map(|parent| parent["exe"].as_str())
-        .collect();
+    let parents = world.audit_parents("dev")?;
     for git in [GIT_NEW, GIT_OLD] {
-        let exe = std::fs::canonicalize(git)?;
+        let exe = std::fs::canonicalize(git)?.display().to_string();
         ensure!(
-            parents.contains(&exe.display().to_string().as_str()),
-            "{git} is not named among a helper's parents: {reply}"
+            parents.contains(&exe),
+            "{git} is not named among a helper's parents: {parents:?}"
         );
     }
     Ok(())

@@ -118,6 +118,15 @@ fn kubectl_uses_the_id_token_in_v1_and_v1beta1() -> anyhow::Result<()> {
             "{api_version}: kubectl sent the profile's ID token"
         );
     }
+    // Who took the token: the audit names kubectl as the process that ran the plugin.
+    let kubectl = std::fs::canonicalize(cogbroker_e2e::on_path("kubectl")?)?
+        .display()
+        .to_string();
+    let parents = world.audit_parents("dev")?;
+    ensure!(
+        parents.contains(&kubectl),
+        "{kubectl} is not named among the plugin's parents: {parents:?}"
+    );
     Ok(())
 }
 
