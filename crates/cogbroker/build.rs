@@ -13,7 +13,7 @@
 //! linking an empty program with it, with the same compiler, target and linker. Otherwise, or
 //! with `COGBROKER_SYMBOL_ORDER=0`, the build is the same without it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 const OPTIONS: [&str; 2] = ["--symbol-ordering-file", "--no-warn-symbol-ordering"];
@@ -86,5 +86,5 @@ fn linker_takes(args: &[String]) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success());
-    linked && Path::new(&out.join("probe")).is_file()
+    linked && out.join("probe").is_file()
 }

@@ -1325,20 +1325,6 @@ async fn mfa_setup_shows_the_secret_and_takes_a_code() {
     );
 }
 
-/// Collects everything logged, at every level.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        lock(&self.0).extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn no_secret_is_ever_logged() {
     crate::test_child::run("broker::tests::no_secret_is_ever_logged_child");
@@ -1350,8 +1336,7 @@ async fn no_secret_is_ever_logged_child() {
     let Some(dir) = crate::test_child::dir() else {
         return;
     };
-    let capture = Capture::default();
-    crate::test_child::capture_globally(capture.clone());
+    let capture = crate::test_child::capture_globally();
 
     let harness = Harness::start().await;
     let store = Arc::new(GatedStore::new());
@@ -1401,7 +1386,7 @@ async fn no_secret_is_ever_logged_child() {
     secrets.extend(lock(&store.saved).iter().cloned());
     broker.logout("dev", false).await.unwrap();
 
-    let logged = String::from_utf8_lossy(&lock(&capture.0)).into_owned();
+    let logged = capture.text();
     assert!(
         logged.contains("refresh failed"),
         "the capture works: {logged}"

@@ -13,6 +13,7 @@ use super::bind::activation_fd_count;
 use super::peer::uid_in_table;
 use super::*;
 use crate::config::{DaemonConfig, Listen, ProcessEnv, SocketSetting, StoreKind};
+use crate::test_child;
 
 fn mode(path: &Path) -> u32 {
     fs::symlink_metadata(path).expect("path exists").mode() & 0o777
@@ -20,16 +21,6 @@ fn mode(path: &Path) -> u32 {
 
 fn error_text(result: anyhow::Result<Listeners>) -> String {
     format!("{:#}", result.expect_err("binding must fail"))
-}
-
-/// This very test binary for a child process: `/proc/<pid>/exe` still works when cargo has
-/// rebuilt the file meanwhile (a shared target directory), where `current_exe()` would not.
-fn this_test_binary() -> PathBuf {
-    PathBuf::from(format!("/proc/{}/exe", std::process::id()))
-}
-
-fn in_child() -> bool {
-    std::env::var_os("COGBROKER_TEST_CHILD").is_some()
 }
 
 #[cfg(target_endian = "little")]
@@ -196,10 +187,9 @@ fn runtime_dir_is_0700_and_socket_0600() {
 /// Child half of `permissions_hold_under_umask_000`.
 #[test]
 fn umask_child() {
-    if !in_child() {
+    let Some(dir) = test_child::dir() else {
         return;
-    }
-    let dir = PathBuf::from(std::env::var("COGBROKER_TEST_DIR").unwrap());
+    };
     let path = dir.join("run").join("cogbroker.sock");
     let listeners = bind_addresses(None, Some(&path)).unwrap();
     assert_eq!(mode(&dir.join("run")), 0o700);
@@ -213,13 +203,13 @@ fn permissions_hold_under_umask_000() {
     // The umask is process-wide: run the bind in a child started with umask 000 rather than
     // loosening it under the other tests of this process.
     let dir = tempfile::tempdir().unwrap();
-    let exe = this_test_binary();
+    let exe = test_child::this_test_binary();
     let status = Command::new("sh")
         .arg("-c")
         .arg(r#"umask 000 && exec "$0" --exact listen::tests::umask_child --test-threads=1"#)
         .arg(exe)
-        .env("COGBROKER_TEST_CHILD", "1")
-        .env("COGBROKER_TEST_DIR", dir.path())
+        .env(test_child::CHILD, "1")
+        .env(test_child::DIR, dir.path())
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -401,10 +391,9 @@ fn activation_needs_our_pid() {
 /// `systemd-socket-activate`.
 #[tokio::test]
 async fn activation_child() {
-    if !in_child() {
+    let Some(dir) = test_child::dir() else {
         return;
-    }
-    let dir = PathBuf::from(std::env::var("COGBROKER_TEST_DIR").unwrap());
+    };
     let port: u16 = std::env::var("COGBROKER_TEST_PORT")
         .unwrap()
         .parse()
@@ -474,12 +463,13 @@ fn adopts_the_sockets_systemd_passes_and_never_unlinks_them() {
         .arg(&path)
         .arg(format!("--listen=127.0.0.1:{port}"))
         .arg(format!("--setenv=COGBROKER_TEST_PORT={port}"))
-        .arg("--setenv=COGBROKER_TEST_CHILD=1")
+        .arg(format!("--setenv={}=1", test_child::CHILD))
         .arg(format!(
-            "--setenv=COGBROKER_TEST_DIR={}",
+            "--setenv={}={}",
+            test_child::DIR,
             dir.path().display()
         ))
-        .arg(this_test_binary())
+        .arg(test_child::this_test_binary())
         .args([
             "--exact",
             "listen::tests::activation_child",

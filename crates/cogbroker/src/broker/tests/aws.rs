@@ -462,8 +462,7 @@ async fn no_aws_secret_is_logged_or_printed_child() {
     let Some(dir) = crate::test_child::dir() else {
         return;
     };
-    let capture = Capture::default();
-    crate::test_child::capture_globally(capture.clone());
+    let capture = crate::test_child::capture_globally();
 
     let harness = AwsHarness::start().await;
     let broker = harness.logged_in(memory(), "aws").await;
@@ -491,7 +490,7 @@ async fn no_aws_secret_is_logged_or_printed_child() {
     let error = broker.aws_credentials("aws", None).await.unwrap_err();
     shown.push_str(&format!("{error:?} {error}"));
 
-    let logged = String::from_utf8_lossy(&lock(&capture.0)).into_owned();
+    let logged = capture.text();
     assert!(
         logged.contains("aws credentials fetched"),
         "the capture works"

@@ -662,21 +662,6 @@ async fn events_stream_without_tokens() {
     assert!(seen.contains(&"login_started".to_owned()), "{seen:?}");
 }
 
-/// A log sink for one test: everything at TRACE, every crate.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn no_secret_reaches_the_log_at_trace() {
     crate::test_child::run("server::tests::api::no_secret_child");
@@ -688,8 +673,7 @@ async fn no_secret_child() {
     let Some(dir) = crate::test_child::dir() else {
         return;
     };
-    let captured = Captured::default();
-    crate::test_child::capture_globally(captured.clone());
+    let captured = crate::test_child::capture_globally();
 
     let api = Api::start_with(ServerOptions {
         api_key: Some(SecretString::from("api-key-Sekr1t".to_owned())),
@@ -727,7 +711,7 @@ async fn no_secret_child() {
         .await;
     let _ = api.get("/v1/profiles/..%2Fsecret-profile-name/token").await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("request"), "the capture works: {logs}");
     let mut secrets = vec![
         ALICE_PASSWORD,
