@@ -143,6 +143,107 @@ impl CpuPerRequest {
     }
 }
 
+/// The cache-hit rows against `bench-hello`, on TCP and the Unix socket: throughput (50
+/// kept-alive connections, interleaved with the baseline, best of two rounds) and latency (one
+/// kept-alive connection, the two sides taking turns request by request).
+async fn cache_hit_rows(
+    daemon: &Daemon,
+    hello: &procs::Proc,
+    (hello_tcp, hello_unix): (&Target, &Target),
+    plan: &Plan,
+    rows: &mut Vec<Row>,
+    commands: &mut Vec<String>,
+) {
+    // Throughput: 50 kept-alive connections, interleaved with the baseline, best of two rounds.
+    // The server's CPU time per request over all rounds is reported beside it: on a shared
+    // machine it moves far less than requests per second do.
+    for (name, ours, base) in [
+        ("TCP", &daemon.tcp, hello_tcp),
+        ("Unix socket", &daemon.unix, hello_unix),
+    ] {
+        say(&format!("cache-hit throughput, {name}"));
+        let figure = format!("cache-hit throughput, {name}, 50 keep-alive connections (req/s)");
+        let measured = async {
+            let (mut ours_best, mut base_best) = (0.0_f64, 0.0_f64);
+            let (mut ours_cpu, mut base_cpu) = (CpuPerRequest::default(), CpuPerRequest::default());
+            for _ in 0..2 {
+                let run = ours_cpu
+                    .measure(
+                        &daemon.proc,
+                        load::throughput(ours, TOKEN_PATH, 50, plan.seconds),
+                    )
+                    .await?;
+                ours_best = ours_best.max(run.per_second);
+                let run = base_cpu
+                    .measure(hello, load::throughput(base, "/", 50, plan.seconds))
+                    .await?;
+                base_best = base_best.max(run.per_second);
+            }
+            anyhow::Ok((ours_best, base_best, ours_cpu.micros(), base_cpu.micros()))
+        }
+        .await;
+        let cpu_figure = format!("server CPU per cache-hit request, {name}, same runs (µs)");
+        match measured {
+            Ok((o, b, o_cpu, b_cpu)) => {
+                rows.push(Row::new(
+                    figure,
+                    format!("{o:.0}"),
+                    format!("{b:.0} (hello-world)"),
+                    format!("{:.2}×", o / b),
+                    "≥ 0.9×",
+                    Verdict::of(o / b >= 0.9),
+                ));
+                rows.push(Row::new(
+                    cpu_figure,
+                    format!("{o_cpu:.2}"),
+                    format!("{b_cpu:.2} (hello-world)"),
+                    format!("{:.2}×", o_cpu / b_cpu),
+                    "reported",
+                    Verdict::Info,
+                ));
+            }
+            Err(e) => rows.push(Row::error(figure, "≥ 0.9×", &e)),
+        }
+    }
+    commands.push(format!("load: {} s × 2 rounds per side, GET {TOKEN_PATH} vs GET /, X-Cogbroker-Request: 1, Host 127.0.0.1:PORT", plan.seconds.as_secs()));
+
+    // Latency: one kept-alive connection, sequential requests.
+    for (name, ours, base) in [
+        ("TCP", &daemon.tcp, hello_tcp),
+        ("Unix socket", &daemon.unix, hello_unix),
+    ] {
+        say(&format!("cache-hit latency, {name}"));
+        let figure = format!("cache-hit latency p50 / p99, {name}, one connection (µs)");
+        let measured = async {
+            let (mut o, mut b) =
+                load::sequential_pair((ours, TOKEN_PATH), (base, "/"), plan.seq).await?;
+            anyhow::Ok((
+                quantile(&mut o, 0.5),
+                quantile(&mut o, 0.99),
+                quantile(&mut b, 0.5),
+                quantile(&mut b, 0.99),
+            ))
+        }
+        .await;
+        rows.push(match measured {
+            Ok((o50, o99, b50, b99)) => Row::new(
+                figure,
+                format!("{o50:.1} / {o99:.1}"),
+                format!("{b50:.1} / {b99:.1}"),
+                format!("{:.2}× / {:.2}×", o50 / b50, o99 / b99),
+                "p50 ≤ 1.2×",
+                Verdict::of(o50 / b50 <= 1.2),
+            ),
+            Err(e) => Row::error(figure, "p50 ≤ 1.2×", &e),
+        });
+    }
+    commands.push(format!(
+        "latency: {} sequential GETs per side after {} warm-up, the two sides taking turns request by request",
+        plan.seq,
+        plan.seq / 10
+    ));
+}
+
 /// Runs every row (or only those `--only` names) and returns them with the commands started.
 pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
     let plan = Plan::new(options.quick);
@@ -206,103 +307,16 @@ pub(crate) async fn all(options: &Options) -> anyhow::Result<(Vec<Row>, Vec<Stri
         "bench-hello 127.0.0.1:PORT hello.sock (axum hello-world, default runtime)".to_owned(),
     );
 
-    // Throughput: 50 kept-alive connections, interleaved with the baseline, best of two rounds.
-    // The server's CPU time per request over all rounds is reported beside it: on a shared
-    // machine it moves far less than requests per second do.
-    for (name, ours, base) in [
-        ("TCP", &daemon.tcp, &hello_tcp),
-        ("Unix socket", &daemon.unix, &hello_unix),
-    ] {
-        if options.only_process {
-            break;
-        }
-        say(&format!("cache-hit throughput, {name}"));
-        let figure = format!("cache-hit throughput, {name}, 50 keep-alive connections (req/s)");
-        let measured = async {
-            let (mut ours_best, mut base_best) = (0.0_f64, 0.0_f64);
-            let (mut ours_cpu, mut base_cpu) = (CpuPerRequest::default(), CpuPerRequest::default());
-            for _ in 0..2 {
-                let run = ours_cpu
-                    .measure(
-                        &daemon.proc,
-                        load::throughput(ours, TOKEN_PATH, 50, plan.seconds),
-                    )
-                    .await?;
-                ours_best = ours_best.max(run.per_second);
-                let run = base_cpu
-                    .measure(&hello, load::throughput(base, "/", 50, plan.seconds))
-                    .await?;
-                base_best = base_best.max(run.per_second);
-            }
-            anyhow::Ok((ours_best, base_best, ours_cpu.micros(), base_cpu.micros()))
-        }
-        .await;
-        let cpu_figure = format!("server CPU per cache-hit request, {name}, same runs (µs)");
-        match measured {
-            Ok((o, b, o_cpu, b_cpu)) => {
-                rows.push(Row::new(
-                    figure,
-                    format!("{o:.0}"),
-                    format!("{b:.0} (hello-world)"),
-                    format!("{:.2}×", o / b),
-                    "≥ 0.9×",
-                    Verdict::of(o / b >= 0.9),
-                ));
-                rows.push(Row::new(
-                    cpu_figure,
-                    format!("{o_cpu:.2}"),
-                    format!("{b_cpu:.2} (hello-world)"),
-                    format!("{:.2}×", o_cpu / b_cpu),
-                    "reported",
-                    Verdict::Info,
-                ));
-            }
-            Err(e) => rows.push(Row::error(figure, "≥ 0.9×", &e)),
-        }
-    }
     if !options.only_process {
-        commands.push(format!("load: {} s × 2 rounds per side, GET {TOKEN_PATH} vs GET /, X-Cogbroker-Request: 1, Host 127.0.0.1:PORT", plan.seconds.as_secs()));
-    }
-
-    // Latency: one kept-alive connection, sequential requests.
-    for (name, ours, base) in [
-        ("TCP", &daemon.tcp, &hello_tcp),
-        ("Unix socket", &daemon.unix, &hello_unix),
-    ] {
-        if options.only_process {
-            break;
-        }
-        say(&format!("cache-hit latency, {name}"));
-        let figure = format!("cache-hit latency p50 / p99, {name}, one connection (µs)");
-        let measured = async {
-            let (mut o, mut b) =
-                load::sequential_pair((ours, TOKEN_PATH), (base, "/"), plan.seq).await?;
-            anyhow::Ok((
-                quantile(&mut o, 0.5),
-                quantile(&mut o, 0.99),
-                quantile(&mut b, 0.5),
-                quantile(&mut b, 0.99),
-            ))
-        }
+        cache_hit_rows(
+            &daemon,
+            &hello,
+            (&hello_tcp, &hello_unix),
+            &plan,
+            &mut rows,
+            &mut commands,
+        )
         .await;
-        rows.push(match measured {
-            Ok((o50, o99, b50, b99)) => Row::new(
-                figure,
-                format!("{o50:.1} / {o99:.1}"),
-                format!("{b50:.1} / {b99:.1}"),
-                format!("{:.2}× / {:.2}×", o50 / b50, o99 / b99),
-                "p50 ≤ 1.2×",
-                Verdict::of(o50 / b50 <= 1.2),
-            ),
-            Err(e) => Row::error(figure, "p50 ≤ 1.2×", &e),
-        });
-    }
-    if !options.only_process {
-        commands.push(format!(
-            "latency: {} sequential GETs per side after {} warm-up, the two sides taking turns request by request",
-            plan.seq,
-            plan.seq / 10
-        ));
     }
 
     if options.only_throughput {

@@ -151,7 +151,6 @@ pub(crate) async fn profiles(daemon: &Daemon, args: &ProfilesArgs) -> anyhow::Re
     write_stdout(&output)
 }
 
-/// One compact JSON line (the token reply holds the token: the caller zeroizes it).
 /// `audit [P]`: one line per hand-out, oldest first: time, profile, kind, transport, uid,
 /// pid, executable, and the processes that ran it.
 pub(crate) async fn audit(daemon: &Daemon, args: &AuditArgs) -> anyhow::Result<()> {
@@ -197,6 +196,7 @@ pub(crate) async fn audit(daemon: &Daemon, args: &AuditArgs) -> anyhow::Result<(
     write_stdout(&output)
 }
 
+/// One compact JSON line (the token reply holds the token: the caller zeroizes it).
 fn json_line(value: &impl Serialize) -> anyhow::Result<String> {
     let mut line = serde_json::to_string(value).context("writing the reply as JSON failed")?;
     line.push('\n');
