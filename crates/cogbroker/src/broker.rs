@@ -323,6 +323,20 @@ impl Broker {
             .collect()
     }
 
+    /// How many profiles are in each state, by state name: what `systemctl --user status`
+    /// shows. Reads each profile's snapshot and builds no [`ProfileStatus`], so a daemon with
+    /// many profiles can afford it after every event.
+    pub fn state_counts(&self) -> BTreeMap<&'static str, usize> {
+        let now = self.inner.shared.clock.now();
+        let mut counts = BTreeMap::new();
+        for handle in self.inner.profiles.values() {
+            *counts
+                .entry(state_of(handle, &handle.snapshot(), now))
+                .or_default() += 1;
+        }
+        counts
+    }
+
     /// One profile's status.
     pub fn status(&self, profile: &str) -> Result<ProfileStatus, BrokerError> {
         let handle = self.handle(profile)?;

@@ -225,7 +225,8 @@ impl Daemon {
             }),
             Notify::Silent => None,
         };
-        if notify == Notify::Systemd {
+        // Only when systemd listens: without `NOTIFY_SOCKET` nobody reads `STATUS=`.
+        if notify == Notify::Systemd && std::env::var_os("NOTIFY_SOCKET").is_some() {
             // Detached: it ends when the broker's event channel closes or at shutdown.
             tokio::spawn(report_status(
                 broker.clone(),
@@ -397,10 +398,12 @@ fn server_options(config: &Config) -> anyhow::Result<ServerOptions> {
     })
 }
 
-/// Keeps systemd's `STATUS=` current: after every broker event, the listeners and how many
-/// profiles are in each state (what `systemctl --user status cogbroker` shows).
+/// Keeps systemd's `STATUS=` current: after broker events, the listeners and how many
+/// profiles are in each state (what `systemctl --user status cogbroker` shows). A burst of
+/// events (1,000 profiles refreshing in the same minute) is one count: the events already
+/// queued are taken together, and counting reads each snapshot without building a status.
 async fn report_status(broker: Broker, listening: String, shutdown: CancellationToken) {
-    use tokio::sync::broadcast::error::RecvError;
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
     let mut events = broker.subscribe();
     loop {
         tokio::select! {
@@ -410,18 +413,20 @@ async fn report_status(broker: Broker, listening: String, shutdown: Cancellation
                 Err(RecvError::Closed) => return,
             },
         }
-        let states: Vec<&'static str> = broker.profiles().iter().map(|p| p.state).collect();
-        let status = format!("{listening}; {}", state_summary(&states));
+        loop {
+            match events.try_recv() {
+                Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => return,
+            }
+        }
+        let status = format!("{listening}; {}", state_summary(&broker.state_counts()));
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status)]);
     }
 }
 
-/// `["fresh", "logged_out", "fresh"]` → `2 fresh, 1 logged_out`.
-fn state_summary(states: &[&str]) -> String {
-    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-    for state in states {
-        *counts.entry(state).or_default() += 1;
-    }
+/// `{fresh: 2, logged_out: 1}` → `2 fresh, 1 logged_out`.
+fn state_summary(counts: &std::collections::BTreeMap<&str, usize>) -> String {
     counts
         .iter()
         .map(|(state, count)| format!("{count} {state}"))
@@ -471,8 +476,9 @@ async fn watchdog(broker: Broker, interval: Duration, shutdown: CancellationToke
     }
 }
 
+/// Reads every profile's snapshot; how many there are.
 fn broker_health(broker: &Broker) -> usize {
-    broker.profiles().len()
+    broker.state_counts().values().sum()
 }
 
 #[cfg(test)]
@@ -495,10 +501,8 @@ mod tests {
 
     #[test]
     fn states_are_counted() {
-        assert_eq!(
-            state_summary(&["fresh", "logged_out", "fresh"]),
-            "2 fresh, 1 logged_out"
-        );
-        assert_eq!(state_summary(&[]), "");
+        let counts = [("logged_out", 1), ("fresh", 2)].into_iter().collect();
+        assert_eq!(state_summary(&counts), "2 fresh, 1 logged_out");
+        assert_eq!(state_summary(&Default::default()), "");
     }
 }

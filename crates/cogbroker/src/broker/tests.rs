@@ -985,6 +985,19 @@ async fn logout_revokes_and_erases() {
 }
 
 #[tokio::test]
+async fn states_are_counted_as_the_statuses_show_them() {
+    let harness = Harness::start().await;
+    let broker = logged_in(&harness, memory()).await;
+    let mut from_statuses = BTreeMap::new();
+    for status in broker.profiles() {
+        *from_statuses.entry(status.state).or_insert(0) += 1;
+    }
+    assert_eq!(broker.state_counts(), from_statuses);
+    assert_eq!(broker.state_counts()["fresh"], 1, "{from_statuses:?}");
+    assert_eq!(broker.state_counts().values().sum::<usize>(), 8);
+}
+
+#[tokio::test]
 async fn unknown_profile() {
     let harness = Harness::start().await;
     let broker = harness.broker(memory());
