@@ -2,7 +2,7 @@
 //! store), the in-flight refresh and its waiters, the pending login, the backoff and the
 //! scheduled background refresh. Commands arrive on a bounded channel with oneshot replies;
 //! network work runs in spawned jobs whose results only this task applies. Readers never come
-//! here for a cached token: they read the published [`Snapshot`] through a `watch`.
+//! here for a cached token: they read the published [`Snapshot`] ([`published::Published`]).
 //!
 //! What holds by construction: one refresh at a time (there is one slot for it); persist before
 //! publish (the task awaits the store before it publishes); an old refresh never overwrites a
@@ -13,6 +13,7 @@ mod aws;
 mod fetch;
 mod jobs;
 mod login;
+mod published;
 mod refresh;
 
 use std::collections::VecDeque;
@@ -20,14 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cognito_auth::PendingLogin;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::task::{AbortHandle, Id};
 
 pub(crate) use aws::AwsRoom;
 use jobs::Done;
+use published::Published;
 pub(crate) use jobs::Mode;
 pub(crate) use jobs::random_fraction;
-use published::Published;
 
 use super::error::{AttemptFailure, AttemptOutcome, BrokerError};
 use super::policy::{self, Tuning};
@@ -130,19 +131,19 @@ pub(crate) struct ProfileInfo {
 pub(crate) struct ProfileHandle {
     pub(crate) info: Arc<ProfileInfo>,
     commands: flume::Sender<Command>,
-    snapshot: watch::Receiver<Arc<Snapshot>>,
+    snapshot: Arc<Published>,
 }
 
 impl ProfileHandle {
     /// The published snapshot: one `Arc` clone.
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.borrow().clone()
+        self.snapshot.current()
     }
 
     /// Waits until the published snapshot satisfies `ready`: tests wait on state, not time.
     #[cfg(test)]
     pub(crate) async fn published(&self, ready: impl FnMut(&Arc<Snapshot>) -> bool) {
-        let _ = self.snapshot.clone().wait_for(ready).await;
+        self.snapshot.wait_for(ready).await;
     }
 
     /// Sends a command and waits for its reply. A task that is gone (shut down) answers
@@ -219,7 +220,7 @@ pub(crate) struct ProfileTask<S> {
     info: Arc<ProfileInfo>,
     source: Arc<S>,
     shared: Arc<Shared>,
-    publish: watch::Sender<Arc<Snapshot>>,
+    publish: Arc<Published>,
     session: Option<StoredSession>,
     refresh: Option<InFlight>,
     login: LoginSlot,
@@ -244,10 +245,11 @@ pub(crate) fn spawn<S: TokenSource>(
 ) -> ProfileHandle {
     let info = Arc::new(info);
     let (commands, mailbox) = flume::bounded(COMMAND_QUEUE);
-    let (publish, snapshot) = watch::channel(Arc::new(Snapshot {
+    let publish = Published::new(Snapshot {
         has_session: source.sessionless(),
         ..Snapshot::default()
-    }));
+    });
+    let snapshot = Arc::clone(&publish);
     let aws = aws.map(|source| AwsRoom::new(source, commands.downgrade()));
     let task = ProfileTask {
         info: info.clone(),
@@ -328,7 +330,7 @@ impl<S: TokenSource> ProfileTask<S> {
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
-        self.publish.borrow().clone()
+        self.publish.current()
     }
 
     /// Publishes a changed copy of the snapshot; the generation moves (tokens, session or
@@ -343,13 +345,13 @@ impl<S: TokenSource> ProfileTask<S> {
     }
 
     fn publish_with(&self, bump: bool, change: impl FnOnce(&mut Snapshot)) -> Arc<Snapshot> {
-        let mut next = Snapshot::clone(&self.publish.borrow());
+        let mut next = Snapshot::clone(&self.publish.current());
         change(&mut next);
         if bump {
             next.generation = next.generation.wrapping_add(1);
         }
         let next = Arc::new(next);
-        self.publish.send_replace(next.clone());
+        self.publish.publish(next.clone());
         next
     }
 

@@ -107,7 +107,7 @@ impl<S: TokenSource> ProfileTask<S> {
         let handle = ProfileHandle {
             info: self.info.clone(),
             commands,
-            snapshot: self.publish.subscribe(),
+            snapshot: Arc::clone(&self.publish),
         };
         let known = self.session.as_ref().and_then(|s| s.identity.clone());
         let source = room.source.clone();
