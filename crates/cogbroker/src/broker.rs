@@ -226,8 +226,13 @@ impl Broker {
             logins: logins::LoginIndex::default(),
             tasks: TaskTracker::new(),
         });
+        // Each source keeps its profile's settings for the daemon's life: moved out of the
+        // config when this is its only holder (the daemon's case), so no second copy is made
+        // and freed (which left 1,000 profiles' worth of holes in the heap).
+        let configs = Arc::try_unwrap(config)
+            .map_or_else(|shared| shared.profiles.clone(), |owned| owned.profiles);
         let mut profiles = BTreeMap::new();
-        for (name, config) in &config.profiles {
+        for (name, config) in configs {
             let info = ProfileInfo {
                 name: name.clone(),
                 username: config.username.clone(),
@@ -242,7 +247,7 @@ impl Broker {
             };
             let aws = match &config.aws {
                 Some(aws) => Some(
-                    aws::AwsSource::new(name, (**aws).clone(), &upstreams)
+                    aws::AwsSource::new(&name, (**aws).clone(), &upstreams)
                         .map_err(|error| anyhow::anyhow!("profile {name}: {error}"))?,
                 ),
                 None => None,
@@ -250,20 +255,20 @@ impl Broker {
             let source = match config.grant {
                 Grant::ClientCredentials => {
                     Source::ClientCredentials(ClientCredentialsSource::new(
-                        config.clone(),
+                        config,
                         secrets.clone(),
                         upstreams.clone(),
                         clock.clone(),
                     ))
                 }
                 Grant::AuthorizationCode => Source::Browser(BrowserSource::new(
-                    config.clone(),
+                    config,
                     secrets.clone(),
                     upstreams.clone(),
                     clock.clone(),
                 )),
                 Grant::UserPool => Source::UserPool(UserPoolSource::new(
-                    config.clone(),
+                    config,
                     secrets.clone(),
                     upstreams.clone(),
                     clock.clone(),

@@ -180,8 +180,9 @@ impl Daemon {
         }
 
         let server_options = server_options(&config)?;
+        let profile_count = config.profiles.len();
         let broker = Broker::with_options(
-            Arc::clone(&config),
+            config,
             secret_store,
             daemon_clock()?,
             Arc::new(OsEntropy),
@@ -191,7 +192,7 @@ impl Daemon {
 
         let unix_path = listeners.unix_path().map(Path::to_path_buf);
         let tcp_addr = listeners.tcp_addr();
-        let status = listening_status(config.profiles.len(), unix_path.as_deref(), tcp_addr);
+        let status = listening_status(profile_count, unix_path.as_deref(), tcp_addr);
         tracing::info!("{status}");
         if notify == Notify::Systemd {
             // Readiness means "bound and loaded": the kernel already queues connections on the

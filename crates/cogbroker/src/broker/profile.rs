@@ -26,9 +26,9 @@ use tokio::task::{AbortHandle, Id};
 
 pub(crate) use aws::AwsRoom;
 use jobs::Done;
-use published::Published;
 pub(crate) use jobs::Mode;
 pub(crate) use jobs::random_fraction;
+use published::Published;
 
 use super::error::{AttemptFailure, AttemptOutcome, BrokerError};
 use super::policy::{self, Tuning};
