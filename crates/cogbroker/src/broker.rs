@@ -236,7 +236,7 @@ impl Broker {
             let info = ProfileInfo {
                 name: name.clone(),
                 username: config.username.clone(),
-                auth_flow_name: config.auth_flow_name.clone(),
+                auth_flow_name: config.auth_flow_name,
                 grant: config.grant,
                 sinks: config.sinks.clone(),
                 tuning: Tuning {
@@ -254,19 +254,19 @@ impl Broker {
             };
             let source = match config.grant {
                 Grant::ClientCredentials => {
-                    Source::ClientCredentials(ClientCredentialsSource::new(
+                    Source::ClientCredentials(Box::new(ClientCredentialsSource::new(
                         config,
                         secrets.clone(),
                         upstreams.clone(),
                         clock.clone(),
-                    ))
+                    )))
                 }
-                Grant::AuthorizationCode => Source::Browser(BrowserSource::new(
+                Grant::AuthorizationCode => Source::Browser(Box::new(BrowserSource::new(
                     config,
                     secrets.clone(),
                     upstreams.clone(),
                     clock.clone(),
-                )),
+                ))),
                 Grant::UserPool => Source::UserPool(UserPoolSource::new(
                     config,
                     secrets.clone(),
@@ -562,7 +562,7 @@ impl Broker {
             login_required_reason: snapshot.login_required.clone(),
             store: self.inner.shared.store.kind(),
             device_remembered: snapshot.device_remembered,
-            auth_flow: handle.info.auth_flow_name.clone(),
+            auth_flow: handle.info.auth_flow_name.to_owned(),
             persistence_degraded: snapshot.persistence_degraded,
             clock_skew_seconds: tokens.and_then(|t| t.clock_skew()),
         }

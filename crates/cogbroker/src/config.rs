@@ -186,8 +186,9 @@ pub struct ProfileConfig {
     pub username: String,
     /// The authentication flow.
     pub auth_flow: AuthFlow,
-    /// The config spelling of `auth_flow` ("USER_SRP_AUTH", ...), for status output.
-    pub auth_flow_name: String,
+    /// The wire name of `auth_flow` ("USER_SRP_AUTH", ...; the grant's name for the OAuth
+    /// grants), for status output.
+    pub auth_flow_name: &'static str,
     /// Where the password comes from for unattended (re-)login; never a literal.
     pub password: Option<SecretSource>,
     /// Whether to remember this machine as a device when the pool asks.

@@ -140,6 +140,41 @@ pub(crate) struct Grant {
     pub(crate) token: SecretString,
 }
 
+/// [`AwsSnapshot`] shared between a profile's snapshots, copied on write. Profiles without an
+/// identity pool (most) all share one empty one: 8 bytes in their snapshot instead of 112
+/// (design.md §11: 1,000 profiles in 15 MB). Writing through it (`snapshot.aws.x = …`) copies
+/// the shared value first ([`Arc::make_mut`]), so a published snapshot never changes.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedAws(Arc<AwsSnapshot>);
+
+impl Default for SharedAws {
+    fn default() -> Self {
+        static EMPTY: std::sync::LazyLock<Arc<AwsSnapshot>> =
+            std::sync::LazyLock::new(Arc::default);
+        Self(Arc::clone(&EMPTY))
+    }
+}
+
+impl From<AwsSnapshot> for SharedAws {
+    fn from(snapshot: AwsSnapshot) -> Self {
+        Self(Arc::new(snapshot))
+    }
+}
+
+impl std::ops::Deref for SharedAws {
+    type Target = AwsSnapshot;
+
+    fn deref(&self) -> &AwsSnapshot {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SharedAws {
+    fn deref_mut(&mut self) -> &mut AwsSnapshot {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
 /// The AWS side of a profile's published state.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AwsSnapshot {

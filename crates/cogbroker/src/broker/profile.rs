@@ -116,7 +116,7 @@ pub(crate) enum Command {
 pub(crate) struct ProfileInfo {
     pub(crate) name: ProfileName,
     pub(crate) username: String,
-    pub(crate) auth_flow_name: String,
+    pub(crate) auth_flow_name: &'static str,
     pub(crate) grant: crate::config::Grant,
     pub(crate) tuning: Tuning,
     /// Files kept holding the current token; a profile with sinks is kept fresh without a
@@ -222,7 +222,8 @@ pub(crate) struct ProfileTask<S> {
     shared: Arc<Shared>,
     publish: Arc<Published>,
     session: Option<StoredSession>,
-    refresh: Option<InFlight>,
+    /// Boxed, like `aws`: both are rare or brief, and the task is resident per profile.
+    refresh: Option<Box<InFlight>>,
     login: LoginSlot,
     /// Expired login ids and when to forget them.
     expired: VecDeque<(String, SystemTime)>,
@@ -233,7 +234,7 @@ pub(crate) struct ProfileTask<S> {
     /// Logged out: the sinks are not refilled by the tick until someone asks for a token.
     dormant: bool,
     /// AWS credentials, when the profile has an identity pool.
-    aws: Option<AwsRoom>,
+    aws: Option<Box<AwsRoom>>,
 }
 
 /// Starts the task of one profile on the shared tracker and returns its handle.
@@ -250,7 +251,7 @@ pub(crate) fn spawn<S: TokenSource>(
         ..Snapshot::default()
     });
     let snapshot = Arc::clone(&publish);
-    let aws = aws.map(|source| AwsRoom::new(source, commands.downgrade()));
+    let aws = aws.map(|source| Box::new(AwsRoom::new(source, commands.downgrade())));
     let task = ProfileTask {
         info: info.clone(),
         source: Arc::new(source),
@@ -646,6 +647,26 @@ mod tests {
     /// Queued commands sit inline in the mailbox's ring buffer (flume allocates it as commands
     /// arrive, not for the whole capacity up front): a command stays small (design.md §11:
     /// 1,000 profiles in 15 MB).
+    /// What every profile keeps for the daemon's life (design.md §11: 1,000 profiles in 15
+    /// MB): the published snapshot (an AWS part only for identity-pool profiles), the source
+    /// (the rare grants boxed) and the task (its refresh in flight and AWS room boxed).
+    #[test]
+    fn what_each_profile_keeps_stays_small() {
+        use std::mem::size_of;
+        let sizes = [
+            ("snapshot", size_of::<super::Snapshot>(), 200),
+            ("source", size_of::<crate::broker::source::Source>(), 576),
+            (
+                "task",
+                size_of::<super::ProfileTask<crate::broker::source::Source>>(),
+                360,
+            ),
+        ];
+        for (what, size, most) in sizes {
+            assert!(size <= most, "the {what} is {size} bytes (at most {most})");
+        }
+    }
+
     #[test]
     fn a_command_stays_small() {
         let size = std::mem::size_of::<super::Command>();

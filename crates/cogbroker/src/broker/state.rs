@@ -48,7 +48,7 @@ pub(crate) struct Snapshot {
     /// is attempted until an explicit one (or a restart with a new configuration).
     pub(crate) misconfigured: Option<String>,
     /// AWS credentials from the identity pool, their fetch state and the live grants.
-    pub(crate) aws: super::aws::AwsSnapshot,
+    pub(crate) aws: super::aws::SharedAws,
 }
 
 /// Where a profile's login stands, as readers see it.

@@ -196,10 +196,13 @@ pub(super) fn validate_profile(
     });
 
     let (auth_flow, auth_flow_name) = match &raw.auth_flow {
-        None if !user_pool => (Some(AuthFlow::UserSrp), grant.as_str().to_owned()),
-        None => (Some(AuthFlow::UserSrp), "USER_SRP_AUTH".to_owned()),
+        None if !user_pool => (Some(AuthFlow::UserSrp), grant.as_str()),
+        None => (Some(AuthFlow::UserSrp), AuthFlow::UserSrp.as_str()),
         Some(flow) => match AuthFlow::from_str(flow.get_ref()) {
-            Ok(parsed) => (Some(parsed), flow.get_ref().clone()),
+            Ok(parsed) => {
+                let name = parsed.as_str();
+                (Some(parsed), name)
+            }
             Err(_) => {
                 ctx.error_at(
                     flow.span(),
@@ -209,7 +212,7 @@ pub(super) fn validate_profile(
                         flow.get_ref()
                     ),
                 );
-                (None, String::new())
+                (None, "")
             }
         },
     };

@@ -310,11 +310,11 @@ impl<S: TokenSource> ProfileTask<S> {
         self.publish_flags(|s| {
             let grants = s.aws.grants.clone();
             let generation = s.aws.generation.wrapping_add(1);
-            s.aws = crate::broker::aws::AwsSnapshot {
+            s.aws = crate::broker::aws::SharedAws::from(crate::broker::aws::AwsSnapshot {
                 generation,
                 grants,
                 ..Default::default()
-            };
+            });
         });
     }
 

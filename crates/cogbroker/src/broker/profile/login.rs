@@ -421,11 +421,11 @@ impl<S: TokenSource> ProfileTask<S> {
                 generation: s.generation,
                 has_session: sessionless,
                 // `exec --aws` children keep their grants: they hear `login_required` now.
-                aws: crate::broker::aws::AwsSnapshot {
+                aws: crate::broker::aws::SharedAws::from(crate::broker::aws::AwsSnapshot {
                     generation: s.aws.generation.wrapping_add(1),
                     grants: s.aws.grants.clone(),
                     ..Default::default()
-                },
+                }),
                 ..Snapshot::default()
             };
         });

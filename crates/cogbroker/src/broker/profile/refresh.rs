@@ -87,11 +87,11 @@ impl<S: TokenSource> ProfileTask<S> {
             }
         });
         let (waiters, ticket) = Waiters::new(reply);
-        self.refresh = Some(InFlight {
+        self.refresh = Some(Box::new(InFlight {
             job,
             waiters,
             unattended_after: None,
-        });
+        }));
         self.publish_flags(|s| s.refresh = Some(ticket));
     }
 
