@@ -253,6 +253,11 @@ async fn service_error(response: reqwest::Response) -> Result<ServiceError, Erro
     ))
 }
 
+/// Idle connections kept per host. A daemon's calls come a few at a time (refreshes spread
+/// over their jitter window, a login's few steps); a burst of logins opened a connection
+/// each, and every one stayed idle with its buffers (~27 KB) until the idle timeout.
+const MAX_IDLE_PER_HOST: usize = 4;
+
 /// The one HTTP client setup of the crate: rustls, connect and request timeouts, the user
 /// agent, no redirects, and no proxy but the one configured (never the environment's).
 pub(crate) fn http_client(options: ClientOptions) -> Result<reqwest::Client, Error> {
@@ -261,6 +266,7 @@ pub(crate) fn http_client(options: ClientOptions) -> Result<reqwest::Client, Err
         source,
     };
     let mut builder = reqwest::Client::builder()
+        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
         .connect_timeout(options.connect_timeout)
         .timeout(options.request_timeout)
         .user_agent(options.user_agent)
