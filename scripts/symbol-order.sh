@@ -9,9 +9,9 @@
 #
 # BIN_DIR holds a release `cogbroker` and `cognito-emulator`. Every run below is traced by
 # callgrind (`--demangle=no`, so the names are the linker's): the helper processes first
-# (`cogbroker token` and each helper mode, as their consumers run them), then a daemon through
-# start-up, an SRP login, cache hits on the Unix socket and on TCP, a refresh, the profile list
-# and the metrics. The functions of the binary they ran, helpers' first, are written in order of
+# (`cogbroker token` and each helper mode, as their consumers run them), then a daemon (file
+# store) through start-up, an SRP and a USER_PASSWORD_AUTH login, cache hits on the Unix socket
+# and on TCP, a refresh, the profile list and the metrics. The functions of the binary they ran, helpers' first, are written in order of
 # first appearance; the rest of the binary keeps the linker's order. Names carry a hash that
 # changes with the toolchain or the crate's dependencies: a listed name the binary lacks is
 # skipped at link time, and make bench reports how many still match. Needs valgrind, curl,
@@ -24,6 +24,11 @@ out=${2:-$root/crates/cogbroker/symbol-order.txt}
 # shellcheck source=scripts/bench-daemon.sh
 . "$root/scripts/bench-daemon.sh"
 bench_daemon_setup "$bin" cogbroker-order
+# The daemon as most run it: the file store (what `auto` picks without a keyring), and a second
+# profile signing in with USER_PASSWORD_AUTH (the bench's 1,000-profile daemon does both).
+sed -i 's/^store = "memory"/store = "file"/' "$config"
+sed -n '/^\[profiles.bench\]/,$p' "$config" |
+    sed 's/^\[profiles.bench\]/[profiles.pw]/; s/^auth_flow = .*/auth_flow = "USER_PASSWORD_AUTH"/' >>"$config"
 mkdir -p "$dir/traces"
 callgrind=(valgrind --tool=callgrind --demangle=no --log-file=/dev/null)
 trace() { "${callgrind[@]}" --callgrind-out-file="$dir/traces/$1" "${@:2}"; }
@@ -34,6 +39,8 @@ daemon=$!
 pids+=("$daemon")
 wait_for_daemon
 echo "$password" | "$bin/cogbroker" --config "$config" login bench --password-stdin >/dev/null
+curl -sf --unix-socket "$socket" -H 'X-Cogbroker-Request: 1' -H 'Content-Type: application/json' \
+    -d "{\"password\":\"$password\"}" http://localhost/v1/profiles/pw/login >/dev/null
 
 request() { curl -sf -H 'X-Cogbroker-Request: 1' "$@" >/dev/null; }
 for _ in $(seq 1 50); do
