@@ -16,7 +16,6 @@ mod login;
 mod published;
 mod refresh;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -225,8 +224,9 @@ pub(crate) struct ProfileTask<S> {
     /// Boxed, like `aws`: both are rare or brief, and the task is resident per profile.
     refresh: Option<Box<InFlight>>,
     login: LoginSlot,
-    /// Expired login ids and when to forget them.
-    expired: VecDeque<(String, SystemTime)>,
+    /// Expired login ids and when to forget them, oldest first (at most
+    /// [`EXPIRED_REMEMBERED`]: a `Vec`, 8 bytes smaller than a `VecDeque` in every task).
+    expired: Vec<(String, SystemTime)>,
     jobs: jobs::Jobs,
     /// A background refresh planned for later within the tick interval.
     due: Option<tokio::time::Instant>,
@@ -260,8 +260,8 @@ pub(crate) fn spawn<S: TokenSource>(
         session: None,
         refresh: None,
         login: LoginSlot::Idle,
-        expired: VecDeque::new(),
-        jobs: jobs::Jobs::new(shared.options.upstream.clone()),
+        expired: Vec::new(),
+        jobs: jobs::Jobs::default(),
         due: None,
         stopping: false,
         dormant: false,
@@ -270,8 +270,9 @@ pub(crate) fn spawn<S: TokenSource>(
     let run = task.run(mailbox);
     // One of these is resident per profile for the daemon's life: beyond the task's own fields
     // it holds only the three futures of its `select!` (an `async fn` would hold `self` twice).
+    // With tokio's header and trailer it fills a 640-byte task cell (528 + 112).
     debug_assert!(
-        std::mem::size_of_val(&run) <= std::mem::size_of::<ProfileTask<S>>() + 320,
+        std::mem::size_of_val(&run) <= std::mem::size_of::<ProfileTask<S>>() + 224,
         "the profile task's future is {} bytes for a {}-byte task",
         std::mem::size_of_val(&run),
         std::mem::size_of::<ProfileTask<S>>()
@@ -635,9 +636,11 @@ impl<S> Drop for ProfileTask<S> {
     }
 }
 
+/// Boxed: the task's future keeps room for this one while it waits on its mailbox, and a
+/// `Sleep` is 112 bytes; a refresh planned before the next tick (the only `due`) is rare.
 async fn sleep_until(due: Option<tokio::time::Instant>) {
     match due {
-        Some(due) => tokio::time::sleep_until(due).await,
+        Some(due) => Box::pin(tokio::time::sleep_until(due)).await,
         None => std::future::pending().await,
     }
 }
@@ -649,7 +652,8 @@ mod tests {
     /// 1,000 profiles in 15 MB).
     /// What every profile keeps for the daemon's life (design.md §11: 1,000 profiles in 15
     /// MB): the published snapshot (an AWS part only for identity-pool profiles), the source
-    /// (the rare grants boxed) and the task (its refresh in flight and AWS room boxed).
+    /// (the rare grants boxed) and the task (its refresh in flight and AWS room boxed, the
+    /// jobs' runtime read from the shared options).
     #[test]
     fn what_each_profile_keeps_stays_small() {
         use std::mem::size_of;
@@ -659,7 +663,7 @@ mod tests {
             (
                 "task",
                 size_of::<super::ProfileTask<crate::broker::source::Source>>(),
-                360,
+                320,
             ),
         ];
         for (what, size, most) in sizes {

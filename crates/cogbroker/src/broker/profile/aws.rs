@@ -112,14 +112,16 @@ impl<S: TokenSource> ProfileTask<S> {
         let known = self.session.as_ref().and_then(|s| s.identity.clone());
         let source = room.source.clone();
         let shared = self.shared.clone();
-        let job = self.jobs.spawn(async move {
-            let started = tokio::time::Instant::now();
-            let result = fetch(&handle, &shared, &source, known, mode).await;
-            Done::Aws(AwsDone {
-                result,
-                elapsed: started.elapsed(),
-            })
-        });
+        let job = self
+            .jobs
+            .spawn(self.shared.options.upstream.as_ref(), async move {
+                let started = tokio::time::Instant::now();
+                let result = fetch(&handle, &shared, &source, known, mode).await;
+                Done::Aws(AwsDone {
+                    result,
+                    elapsed: started.elapsed(),
+                })
+            });
         let (waiters, ticket) = Waiters::new(reply);
         room.in_flight = Some(AwsInFlight { job, waiters });
         self.publish_flags(|s| s.aws.refresh = Some(ticket));

@@ -129,30 +129,26 @@ pub(crate) async fn respond<S: TokenSource>(
     Done::LoginStep(source.respond(pending, answer).await)
 }
 
-/// A profile task's jobs in flight, and the runtime they run on ([`BrokerOptions::upstream`];
-/// `None`: the task's own).
+/// A profile task's jobs in flight.
+#[derive(Default)]
 pub(super) struct Jobs {
     /// Only while a job runs: an empty `JoinSet` still holds its lists (~80 bytes), once per
     /// profile for weeks.
     set: Option<JoinSet<Box<Done>>>,
-    runtime: Option<Handle>,
 }
 
 impl Jobs {
-    pub(super) fn new(runtime: Option<Handle>) -> Self {
-        Self { set: None, runtime }
-    }
-
-    /// Spawns a profile's network work. Its result comes back boxed: a `Done` is ~900 bytes,
-    /// and the task's own future (resident once per profile) would otherwise keep room for it
-    /// while it waits.
+    /// Spawns a profile's network work on `runtime` ([`BrokerOptions::upstream`]; `None`: the
+    /// task's own). Its result comes back boxed: a `Done` is ~900 bytes, and the task's own
+    /// future (resident once per profile) would otherwise keep room for it while it waits.
     pub(super) fn spawn(
         &mut self,
+        runtime: Option<&Handle>,
         job: impl Future<Output = Done> + Send + 'static,
     ) -> AbortHandle {
         let job = async move { Box::new(job.await) };
         let set = self.set.get_or_insert_with(JoinSet::new);
-        match &self.runtime {
+        match runtime {
             Some(runtime) => set.spawn_on(job, runtime),
             None => set.spawn(job),
         }

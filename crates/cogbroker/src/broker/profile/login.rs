@@ -57,22 +57,23 @@ impl<S: TokenSource> ProfileTask<S> {
             self.remember_expired(login_id, forget_at);
             self.publish_flags(|s| s.login = LoginFlag::Idle);
         }
-        while let Some((login_id, forget_at)) = self.expired.front() {
-            if *forget_at > now {
-                break;
-            }
-            self.shared.logins.remove(login_id);
-            self.expired.pop_front();
+        // Oldest first: forget the leading ones that are due.
+        let due = self
+            .expired
+            .iter()
+            .take_while(|(_, forget_at)| *forget_at <= now)
+            .count();
+        for (login_id, _) in self.expired.drain(..due) {
+            self.shared.logins.remove(&login_id);
         }
     }
 
     fn remember_expired(&mut self, login_id: String, forget_at: SystemTime) {
-        if self.expired.len() >= EXPIRED_REMEMBERED
-            && let Some((oldest, _)) = self.expired.pop_front()
-        {
+        if self.expired.len() >= EXPIRED_REMEMBERED {
+            let (oldest, _) = self.expired.remove(0);
             self.shared.logins.remove(&oldest);
         }
-        self.expired.push_back((login_id, forget_at));
+        self.expired.push((login_id, forget_at));
     }
 
     /// Takes an expired login id out of memory; true if it was there.
@@ -142,12 +143,14 @@ impl<S: TokenSource> ProfileTask<S> {
         let device = self.session.as_ref().and_then(|s| s.device.clone());
         let events = self.shared.events.clone();
         let profile = self.name();
-        let job = self.jobs.spawn(async move {
-            let started = move || {
-                let _ = events.send(BrokerEvent::LoginStarted { profile });
-            };
-            Done::LoginStep(source.start_login(password, device, started).await)
-        });
+        let job = self
+            .jobs
+            .spawn(self.shared.options.upstream.as_ref(), async move {
+                let started = move || {
+                    let _ = events.send(BrokerEvent::LoginStarted { profile });
+                };
+                Done::LoginStep(source.start_login(password, device, started).await)
+            });
         self.shared
             .logins
             .insert(&login_id, self.info.name.as_str());
@@ -198,7 +201,9 @@ impl<S: TokenSource> ProfileTask<S> {
         let source = self.source.clone();
         let job = self
             .jobs
-            .spawn(async move { jobs::respond(source.as_ref(), *pending, answer).await });
+            .spawn(self.shared.options.upstream.as_ref(), async move {
+                jobs::respond(source.as_ref(), *pending, answer).await
+            });
         self.login = LoginSlot::Busy {
             login_id,
             job,
@@ -265,7 +270,9 @@ impl<S: TokenSource> ProfileTask<S> {
         let source = self.source.clone();
         let job = self
             .jobs
-            .spawn(async move { Done::LoginStep(source.finish_browser(*login, code).await) });
+            .spawn(self.shared.options.upstream.as_ref(), async move {
+                Done::LoginStep(source.finish_browser(*login, code).await)
+            });
         self.login = LoginSlot::Busy {
             login_id,
             job,
@@ -441,10 +448,11 @@ impl<S: TokenSource> ProfileTask<S> {
             return;
         };
         let source = self.source.clone();
-        self.jobs.spawn(async move {
-            source.end_session(session, tokens, forget_device).await;
-            Done::LoggedOut { reply, erased }
-        });
+        self.jobs
+            .spawn(self.shared.options.upstream.as_ref(), async move {
+                source.end_session(session, tokens, forget_device).await;
+                Done::LoggedOut { reply, erased }
+            });
     }
 
     pub(super) fn finish_logout(

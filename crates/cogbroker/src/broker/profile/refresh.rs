@@ -70,22 +70,24 @@ impl<S: TokenSource> ProfileTask<S> {
         let session = self.session.clone();
         let source = self.source.clone();
         let shared = self.shared.clone();
-        let job = self.jobs.spawn(async move {
-            let started = tokio::time::Instant::now();
-            let result = jobs::refresh(
-                source.as_ref(),
-                session.as_ref(),
-                mode,
-                &shared.options,
-                shared.entropy.as_ref(),
-            )
-            .await;
-            Done::Refreshed {
-                result,
-                elapsed: started.elapsed(),
-                session,
-            }
-        });
+        let job = self
+            .jobs
+            .spawn(self.shared.options.upstream.as_ref(), async move {
+                let started = tokio::time::Instant::now();
+                let result = jobs::refresh(
+                    source.as_ref(),
+                    session.as_ref(),
+                    mode,
+                    &shared.options,
+                    shared.entropy.as_ref(),
+                )
+                .await;
+                Done::Refreshed {
+                    result,
+                    elapsed: started.elapsed(),
+                    session,
+                }
+            });
         let (waiters, ticket) = Waiters::new(reply);
         self.refresh = Some(Box::new(InFlight {
             job,
@@ -236,7 +238,9 @@ impl<S: TokenSource> ProfileTask<S> {
         let device = self.session.as_ref().and_then(|s| s.device.clone());
         let job = self
             .jobs
-            .spawn(async move { Done::Unattended(source.unattended_login(device).await) });
+            .spawn(self.shared.options.upstream.as_ref(), async move {
+                Done::Unattended(source.unattended_login(device).await)
+            });
         in_flight.job = job;
         in_flight.unattended_after = Some(reason);
         true
