@@ -127,6 +127,17 @@ impl Authenticator {
         }
     }
 
+    /// The same authenticator, refreshing with REFRESH_TOKEN_AUTH from the start when
+    /// `fallback` (an earlier one for this endpoint found it lacks GetTokensFromRefreshToken:
+    /// [`uses_refresh_fallback`](Self::uses_refresh_fallback)), so a caller that builds one per
+    /// operation does not learn it again each time.
+    pub fn with_refresh_fallback(self, fallback: bool) -> Self {
+        self.inner
+            .refresh_fallback
+            .store(fallback, Ordering::Relaxed);
+        self
+    }
+
     /// The HTTP client.
     pub fn client(&self) -> &CognitoClient {
         &self.inner.client

@@ -3,6 +3,7 @@
 
 use crate::broker::state::HeldTokens;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cognito_auth::env::{Clock, Entropy};
 use cognito_auth::secret::{ClientSecret, Password};
@@ -28,7 +29,10 @@ pub(crate) struct UserPoolSource {
     upstreams: Arc<Upstreams>,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
-    authenticator: tokio::sync::OnceCell<Authenticator>,
+    /// The client secret, resolved on first use (a command or the keyring may be asked once).
+    client_secret: tokio::sync::OnceCell<Option<ClientSecret>>,
+    /// The endpoint lacks GetTokensFromRefreshToken (a refresh learned it).
+    refresh_fallback: AtomicBool,
 }
 
 impl UserPoolSource {
@@ -45,51 +49,56 @@ impl UserPoolSource {
             upstreams,
             clock,
             entropy,
-            authenticator: tokio::sync::OnceCell::new(),
+            client_secret: tokio::sync::OnceCell::new(),
+            refresh_fallback: AtomicBool::new(false),
         }
     }
 
-    /// The authenticator, built on first use (the client secret is resolved then).
+    /// An authenticator for one operation. Built each time rather than kept: a daemon holds
+    /// a source per profile for weeks and uses it about once an hour, and a kept one was ~270
+    /// bytes with its copies of the pool and client ids (design.md §11: 1,000 profiles in 15
+    /// MB). What must not be redone is kept: the resolved client secret, the refresh fallback.
     async fn authenticator(&self) -> Result<Authenticator, BrokerError> {
-        self.authenticator
+        let config = &self.config;
+        let misconfigured = |error: &dyn std::fmt::Display| {
+            BrokerError::Misconfigured(format!("profile {}: {error}", config.name))
+        };
+        let endpoint = match &config.endpoint {
+            Some(url) => url.clone(),
+            None => regional_endpoint(&config.region, config.endpoint_variant)
+                .map_err(|error| misconfigured(&error))?,
+        };
+        let client = self.upstreams.client(&endpoint)?;
+        let client_secret = self
+            .client_secret
             .get_or_try_init(|| async {
-                let config = &self.config;
-                let endpoint = match &config.endpoint {
-                    Some(url) => url.clone(),
-                    None => regional_endpoint(&config.region, config.endpoint_variant).map_err(
-                        |error| {
-                            BrokerError::Misconfigured(format!("profile {}: {error}", config.name))
-                        },
-                    )?,
+                let Some(source) = &config.client_secret else {
+                    return Ok(None);
                 };
-                let client = self.upstreams.client(&endpoint)?;
-                let client_secret = match &config.client_secret {
-                    None => None,
-                    Some(source) => {
-                        let secret = self
-                            .secrets
-                            .resolve(source, &config.name, "client_secret")
-                            .await
-                            .map_err(|error| BrokerError::Misconfigured(error.to_string()))?;
-                        Some(ClientSecret::new(secret.expose_secret()))
-                    }
-                };
-                let user_pool_id = config.user_pool_id.clone().ok_or_else(|| {
-                    BrokerError::Misconfigured(format!("profile {}: no user_pool_id", config.name))
-                })?;
-                Ok(Authenticator::new(
-                    client,
-                    AppClient {
-                        user_pool_id,
-                        client_id: config.client_id.clone(),
-                        client_secret,
-                    },
-                    self.clock.clone(),
-                    self.entropy.clone(),
-                ))
+                let secret = self
+                    .secrets
+                    .resolve(source, &config.name, "client_secret")
+                    .await
+                    .map_err(|error| BrokerError::Misconfigured(error.to_string()))?;
+                Ok::<_, BrokerError>(Some(ClientSecret::new(secret.expose_secret())))
             })
-            .await
-            .cloned()
+            .await?
+            .clone();
+        let user_pool_id = config
+            .user_pool_id
+            .clone()
+            .ok_or_else(|| misconfigured(&"no user_pool_id"))?;
+        Ok(Authenticator::new(
+            client,
+            AppClient {
+                user_pool_id,
+                client_id: config.client_id.clone(),
+                client_secret,
+            },
+            self.clock.clone(),
+            self.entropy.clone(),
+        )
+        .with_refresh_fallback(self.refresh_fallback.load(Ordering::Relaxed)))
     }
 
     fn login_request(
@@ -145,14 +154,16 @@ impl TokenSource for UserPoolSource {
             ))));
         };
         let authenticator = self.authenticator().await.map_err(RenewError::Setup)?;
-        authenticator
+        let refreshed = authenticator
             .refresh(RefreshRequest {
                 refresh_token: &session.refresh_token,
                 device: session.device.as_ref(),
                 username: session.username.as_deref(),
             })
-            .await
-            .map_err(RenewError::Upstream)
+            .await;
+        self.refresh_fallback
+            .store(authenticator.uses_refresh_fallback(), Ordering::Relaxed);
+        refreshed.map_err(RenewError::Upstream)
     }
 
     async fn start_login(
