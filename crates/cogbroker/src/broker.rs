@@ -160,7 +160,7 @@ pub struct Broker {
 }
 
 struct Inner {
-    profiles: BTreeMap<String, ProfileHandle>,
+    profiles: BTreeMap<crate::config::ProfileName, ProfileHandle>,
     shared: Arc<Shared>,
 }
 
@@ -275,10 +275,7 @@ impl Broker {
                     entropy.clone(),
                 )),
             };
-            profiles.insert(
-                name.to_string(),
-                profile::spawn(info, source, aws, shared.clone()),
-            );
+            profiles.insert(name, profile::spawn(info, source, aws, shared.clone()));
         }
         Ok(Self {
             inner: Arc::new(Inner { profiles, shared }),
@@ -540,7 +537,7 @@ impl Broker {
             .ok_or(BrokerError::UnknownLogin)?;
         self.inner
             .profiles
-            .get(&profile)
+            .get(profile.as_str())
             .ok_or(BrokerError::UnknownLogin)
     }
 

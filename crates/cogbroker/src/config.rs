@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cognito_auth::secret::ClientSecret;
@@ -131,8 +132,9 @@ impl FromStr for StoreKind {
 }
 
 /// A profile name: `[A-Za-z0-9._-]{1,64}`, not `.` or `..` (it names files and keyring entries).
+/// Clones share the text: the config, the profile's source and its task each hold one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ProfileName(String);
+pub struct ProfileName(Arc<str>);
 
 impl ProfileName {
     /// The name as written.
@@ -158,7 +160,13 @@ impl FromStr for ProfileName {
         if s == "." || s == ".." {
             return Err(format!("profile name {s:?} is not allowed"));
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(Arc::from(s)))
+    }
+}
+
+impl std::borrow::Borrow<str> for ProfileName {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
