@@ -287,8 +287,8 @@ pub(crate) fn spawn<S: TokenSource>(
 
 impl<S: TokenSource> ProfileTask<S> {
     /// The task's loop. Not an `async fn`: its future would keep the moved-in `self` twice (the
-    /// argument and the local it is moved into, 1,248 bytes against 768 for an `async move`
-    /// block that captures it once; design.md §11: 1,000 profiles in 15 MB).
+    /// argument and the local it is moved into; when this changed, 1,248 bytes against 768 for
+    /// an `async move` block that captures it once; design.md §11: 1,000 profiles in 15 MB).
     #[expect(
         clippy::manual_async_fn,
         reason = "an async fn's future would hold self twice"
